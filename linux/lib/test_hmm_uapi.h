@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * User-visible interface of the HMM test driver (lib/test_hmm.c).
+ *
+ * Each /dev/hmm_dmirrorN node plays one device. An open file is one device
+ * context mirroring the calling process's address space. All commands take
+ * a struct hmm_dmirror_cmd except HMM_DMIRROR_STATS.
+ *
+ * Commands 0x00 to 0x07 keep the numbers, layout and meaning they had in
+ * Linux 6.12 so that programs built against that header run unchanged.
+ */
+#ifndef _LIB_TEST_HMM_UAPI_H
+#define _LIB_TEST_HMM_UAPI_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+/**
+ * struct hmm_dmirror_cmd - argument of the range commands
+ * @addr: start of the user virtual range, page aligned
+ * @ptr: user buffer of @npages pages (READ, WRITE) or of @npages bytes
+ *	(SNAPSHOT, one HMM_DMIRROR_PROT_* byte per page); unused otherwise
+ * @npages: number of pages in the range
+ * @cpages: out: pages the command completed (read, written, migrated,
+ *	made exclusive)
+ * @faults: out: times the device had to fault the range in from the CPU
+ *	page tables before it could complete
+ */
+struct hmm_dmirror_cmd {
+	__u64		addr;
+	__u64		ptr;
+	__u64		npages;
+	__u64		cpages;
+	__u64		faults;
+};
+
+/* Copy the range through the device mirror into / out of @ptr. */
+#define HMM_DMIRROR_READ		_IOWR('H', 0x00, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_WRITE		_IOWR('H', 0x01, struct hmm_dmirror_cmd)
+/* Move the range into this device's memory / back to system memory. */
+#define HMM_DMIRROR_MIGRATE_TO_DEV	_IOWR('H', 0x02, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_MIGRATE_TO_SYS	_IOWR('H', 0x03, struct hmm_dmirror_cmd)
+/* Describe each page of the range without faulting (one byte per page). */
+#define HMM_DMIRROR_SNAPSHOT		_IOWR('H', 0x04, struct hmm_dmirror_cmd)
+/* Take device-exclusive (atomic) access / check it is still held. */
+#define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
+/* Evict every page of this device's memory back to system memory. */
+#define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
+
+/**
+ * struct hmm_dmirror_stats - counters of one device (not of one open file)
+ * @faults: CPU faults on this device's pages served by migrate_to_ram()
+ * @to_device: pages migrated into this device's memory
+ * @to_system: pages migrated out of it (by command, CPU fault or eviction)
+ * @pages_in_use: device pages currently handed out to data
+ * @pages_total: device pages the device has mapped with memremap_pages()
+ * @evictions: eviction passes run (HMM_DMIRROR_RELEASE, module unload)
+ *
+ * Counters only grow, except @pages_in_use and @pages_total.
+ */
+struct hmm_dmirror_stats {
+	__u64		faults;
+	__u64		to_device;
+	__u64		to_system;
+	__u64		pages_in_use;
+	__u64		pages_total;
+	__u64		evictions;
+};
+
+/* Read this device's counters; new in this series. */
+#define HMM_DMIRROR_STATS		_IOR('H', 0x08, struct hmm_dmirror_stats)
+
+/* Bytes HMM_DMIRROR_SNAPSHOT writes, one per page. */
+enum {
+	HMM_DMIRROR_PROT_ERROR			= 0xFF,
+	HMM_DMIRROR_PROT_NONE			= 0x00,
+	HMM_DMIRROR_PROT_READ			= 0x01,
+	HMM_DMIRROR_PROT_WRITE			= 0x02,
+	HMM_DMIRROR_PROT_PMD			= 0x04,
+	HMM_DMIRROR_PROT_PUD			= 0x08,
+	HMM_DMIRROR_PROT_ZERO			= 0x10,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL	= 0x20,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE	= 0x30,
+	HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL	= 0x40,
+	HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE	= 0x50,
+};
+
+/* Kind of memory behind a device; 0 is never a valid kind. */
+enum {
+	HMM_DMIRROR_MEMORY_DEVICE_PRIVATE = 1,
+	HMM_DMIRROR_MEMORY_DEVICE_COHERENT,
+};
+
+#endif /* _LIB_TEST_HMM_UAPI_H */
