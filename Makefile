@@ -10,6 +10,7 @@ export FLAVOUR
 help:
 	@echo "make run        build the series (default flavour), boot it in QEMU, run the demo"
 	@echo "make test       build the debug flavour, boot it, run KUnit + all test programs"
+	@echo "make check      checkpatch, kernel-doc, W=1 + sparse, in-tree users compile + link check"
 	@echo "make kernel     only build (FLAVOUR=default|debug, default: debug)"
 	@echo "make tree       only assemble .cache/tree = base + linux/ + patches/"
 	@echo "make base       extract Debian's linux-source-6.12 into .cache and print its version"
@@ -40,3 +41,7 @@ clean:
 
 distclean:
 	rm -rf .cache results
+
+.PHONY: check
+check:
+	@scripts/check.sh

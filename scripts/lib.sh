@@ -33,7 +33,7 @@ now() { date +%s.%N; }
 
 # stage NAME CMD...: run CMD with its output in $LOGS/NAME.log and print one
 # line with the stage name and its elapsed time; on failure show the log's
-# tail and stop.
+# tail and stop (or return the status when STAGE_CONTINUE=1).
 stage() {
 	local name=$1 t0 rc=0 log
 	shift
@@ -45,6 +45,7 @@ stage() {
 		printf 'FAILED after %.1fs (exit %d); last lines of %s:\n' \
 			"$(echo "$(now) - $t0" | bc)" "$rc" "$log"
 		tail -n 30 "$log" | sed 's/^/    /'
+		[[ ${STAGE_CONTINUE:-0} == 1 ]] && return "$rc"
 		exit "$rc"
 	fi
 	printf 'ok %7.1fs\n' "$(echo "$(now) - $t0" | bc)"

@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# make check: what a maintainer runs before taking the series.
+#   checkpatch --strict on every patch and on every file we own
+#   scripts/kernel-doc -Wall on our kernel files
+#   W=1 and sparse (C=2) builds of our kernel objects, no warnings
+#   every in-tree user of our headers compiled, and link-checked
+#   against our objects (scripts/users-check.py)
+. "$(dirname "$0")/lib.sh"
+
+here=$(dirname "$0")
+out=$(build_dir ours check)
+mapfile -t owned < <(cd "$TOP/linux" && find . -type f \( -name '*.[ch]' \) ! -path './tools/*' | sed 's|^\./||' | sort)
+mapfile -t objs < <(printf '%s\n' "${owned[@]}" | grep '\.c$' | sed 's/\.c$/.o/')
+mapfile -t users < <(grep -v '^#' "$TOP/config/users.list")
+
+checkpatch() {
+	local bad=0 p
+	for p in "$TOP"/patches/*.patch; do
+		[[ -e $p ]] || continue
+		"$TREE/scripts/checkpatch.pl" --strict --no-tree -q "$p" || bad=1
+	done
+	(cd "$TOP/linux" && find . -type f \( -name '*.[ch]' \) | sed 's|^\./||' | sort) |
+	while read -r f; do
+		# checkpatch -f run from the tree so it finds its spelling list.
+		(cd "$TREE" && scripts/checkpatch.pl --strict --no-tree -q --show-types \
+			--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f "$f") || echo "BAD $f"
+	done | tee /dev/stderr | grep -q . && bad=1
+	return $bad
+}
+
+kerneldoc() {
+	local files=("${owned[@]/#/$TREE/}")
+	local out
+	out=$("$TREE/scripts/kernel-doc" -Wall -none "${files[@]}" 2>&1)
+	[[ -z $out ]] || { echo "$out"; return 1; }
+}
+
+w1_sparse() {
+	local log
+	((${#objs[@]})) || return 0
+	make -C "$TREE" O="$out" ARCH=x86_64 CC="ccache gcc" -j"$JOBS" W=1 C=2 "${objs[@]}" 2>&1 | tee "$LOGS/w1-sparse.raw"
+	! grep -E "^[^ ]*($(printf '%s|' "${owned[@]}" | sed 's/|$//')):[0-9]+(:[0-9]+)?: (warning|error)" "$LOGS/w1-sparse.raw"
+}
+
+users() {
+	make -C "$TREE" O="$out" ARCH=x86_64 CC="ccache gcc" -j"$JOBS" -k "${users[@]}" ||
+		{ echo "users: some objects did not compile against the series"; return 1; }
+	mapfile -t cs < <(printf '%s\n' "${owned[@]}" | grep '\.c$')
+	"$here/users-check.py" "$BASE" "$TREE" "$out" "${cs[@]}" -- "${users[@]}"
+}
+
+stage deps "$here/deps.sh"
+"$here/base.sh"
+stage tree "$here/tree.sh"
+rc=0
+STAGE_CONTINUE=1
+stage checkpatch checkpatch || rc=1
+stage kernel-doc kerneldoc || rc=1
+take_lock
+STAGE_CONTINUE=0 stage config-check "$here/config.sh" "$TREE" "$out" users
+stage w1-sparse w1_sparse || rc=1
+stage users users || rc=1
+echo "check: $( ((rc)) && echo FAILED || echo clean)"
+exit $rc
