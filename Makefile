@@ -5,11 +5,15 @@
 FLAVOUR ?=
 export FLAVOUR
 
-.PHONY: help run test kernel tree base deps clean distclean
+.PHONY: help run test test-stock kernel tree base deps clean distclean
 
 help:
 	@echo "make run        build the series (default flavour), boot it in QEMU, run the demo"
 	@echo "make test       build the debug flavour, boot it, run KUnit + all test programs"
+	@echo "make test-stock the same tests on the unmodified 6.12 base (what the series fixes fails there)"
+	@echo "make bench      stock 6.12 vs the series, same QEMU machine, table + CSV + PNG (BENCH_QUICK=1 for a short run)"
+	@echo "make series     git format-patch series + cover letter in out/series, proven to apply, build and match"
+	@echo "make stress     the stress program alone for STRESS_SECONDS (default 600) on the debug kernel"
 	@echo "make check      checkpatch, kernel-doc, W=1 + sparse, in-tree users compile + link check"
 	@echo "make kernel     only build (FLAVOUR=default|debug, default: debug)"
 	@echo "make tree       only assemble .cache/tree = base + linux/ + patches/"
@@ -23,6 +27,9 @@ run:
 
 test:
 	@scripts/test.sh
+
+test-stock:
+	@HMM_KIND=stock scripts/test.sh
 
 kernel:
 	@scripts/kernel.sh ours $(or $(FLAVOUR),debug)
@@ -42,6 +49,15 @@ clean:
 distclean:
 	rm -rf .cache results
 
-.PHONY: check
+.PHONY: check bench series stress
+stress:
+	@scripts/stress.sh
+
+series:
+	@scripts/series.sh
+
+bench:
+	@scripts/bench.sh
+
 check:
 	@scripts/check.sh

@@ -14,7 +14,7 @@ timeout=${HMM_TIMEOUT:-1800}
 mkdir -p "$res"
 append="console=ttyS0 memmap=512M!4G hmm.mode=$mode hmm.interactive=$interactive"
 append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7 ${HMM_BOOT_ARGS:-}"
-[[ $mode == bench ]] && append+=" hmm.args=${HMM_BENCH_ARGS:-}"
+[[ -n ${HMM_ARGS:-} ]] && append+=" hmm.args=$HMM_ARGS"
 accel=(-accel tcg,thread=multi)
 [[ ${HMM_KVM:-0} == 1 ]] && accel=(-accel kvm -cpu host)
 

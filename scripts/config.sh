@@ -23,10 +23,19 @@ make -C "$src" O="$out" ARCH=x86_64 tinyconfig
 cat "${frags[@]}" >>"$out/.config"
 make -C "$src" O="$out" ARCH=x86_64 olddefconfig
 
+# The stock base lacks the Kconfig symbols our patches add: skip those there.
+known=
+if [[ $src != "$TREE" ]]; then
+	known=$(find "$src" -name 'Kconfig*' -print0 | xargs -0 sed -n 's/^[[:space:]]*\(menu\)\?config \([A-Za-z0-9_]*\).*/CONFIG_\2/p' | sort -u)
+fi
 bad=0
 while read -r line; do
 	[[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]] || continue
 	opt=${BASH_REMATCH[1]} want=${BASH_REMATCH[2]}
+	if [[ -n $known ]] && ! grep -qx "$opt" <<<"$known"; then
+		echo "config: $opt does not exist in $src, skipped"
+		continue
+	fi
 	if [[ $want == n ]]; then
 		grep -qx "$opt=[ym]" "$out/.config" && { echo "config: $opt is set, wanted off"; bad=1; }
 	else

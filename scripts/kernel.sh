@@ -12,13 +12,10 @@ here=$(dirname "$0")
 
 stage deps "$here/deps.sh"
 "$here/base.sh"
-if [[ $kind == ours ]]; then
-	src=$TREE
-	stage tree "$here/tree.sh"
-else
-	src=$BASE
-fi
+stage tree "$here/tree.sh"
+src=$TREE
+[[ $kind == ours ]] || src=$BASE
 take_lock
 stage "config-$kind-$flavour" "$here/config.sh" "$src" "$out" "$flavour"
 stage "kernel-$kind-$flavour" "$here/build.sh" "$src" "$out"
-stage "guest-$kind-$flavour" "$here/userland.sh" "$src" "$out"
+stage "guest-$kind-$flavour" "$here/userland.sh" "$out"

@@ -2,16 +2,20 @@
 # SPDX-License-Identifier: GPL-2.0
 # make test: build the series (debug flavour unless FLAVOUR says otherwise),
 # boot it, run every KUnit case and test program, judge the logs.
+# make test-stock: the same tests on the unmodified base (HMM_KIND=stock).
 . "$(dirname "$0")/lib.sh"
 
 flavour=${FLAVOUR:-debug}
+kind=${HMM_KIND:-ours}
 here=$(dirname "$0")
 t0=$(now)
-"$here/kernel.sh" ours "$flavour"
+"$here/kernel.sh" "$kind" "$flavour"
 take_lock
-res=$RESULTS/$(date +%Y%m%d-%H%M%S)-$flavour
-stage boot-and-test "$here/boot.sh" "$(build_dir ours "$flavour")" test "$res"
-ln -sfn "$(basename "$res")" "$RESULTS/latest"
+res=$RESULTS/$(date +%Y%m%d-%H%M%S)-$kind-$flavour
+stage boot-and-test "$here/boot.sh" "$(build_dir "$kind" "$flavour")" test "$res"
+suffix=
+[[ $kind == ours ]] || suffix=-$kind
+ln -sfn "$(basename "$res")" "$RESULTS/latest$suffix"
 rc=0
 "$here/results.py" "$res" >"$res/summary.txt" || true
 sed "\$d" "$res/summary.txt"

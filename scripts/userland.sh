@@ -1,11 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Build the guest programs statically against a built tree's UAPI headers
-# and pack them, busybox and the test module into an initramfs.
-# Usage: userland.sh SRC BUILDDIR
+# Build the guest programs statically against a built kernel's UAPI headers
+# and pack them, busybox and that kernel's test module into an initramfs.
+# The programs always come from the series' tree (our selftests, demo and
+# bench, our test_hmm_uapi.h, a superset of 6.12's), so the same tests run
+# on the stock kernel too.
+# Usage: userland.sh BUILDDIR
 . "$(dirname "$0")/lib.sh"
 
-src=$1 out=$2
+out=$1
+src=$TREE
 root=$out/initramfs
 bin=$out/guest-bin
 rm -rf "$root"
@@ -19,6 +23,7 @@ cc() {
 }
 cc hmm-tests "$src/tools/testing/selftests/mm/hmm-tests.c"
 cc hmm-demo "$TOP/guest/hmm-demo.c"
+cc hmm-bench "$TOP/guest/hmm-bench.c"
 for c in "$TOP"/guest/tests/*.c; do
 	[[ -f $c ]] && cc "$(basename "$c" .c)" "$c"
 done
@@ -28,7 +33,8 @@ cp "$bin/hmm-tests" "$root/tests/"
 for c in "$TOP"/guest/tests/*.c; do
 	[[ -f $c ]] && cp "$bin/$(basename "$c" .c)" "$root/tests/"
 done
-[[ -x $bin/hmm-bench ]] && cp "$bin/hmm-bench" "$root/bin/"
+# make bench puts one shared binary into every kernel's image.
+cp "${HMM_BENCH_BIN:-$bin/hmm-bench}" "$root/bin/hmm-bench"
 cp /bin/busybox "$root/bin/busybox"
 cp -a "$out/modroot/lib/modules" "$root/lib/"
 install -m 755 "$TOP/guest/init" "$root/init"

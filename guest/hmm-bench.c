@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hmm-bench: time the HMM paths through the test driver, using only the
+ * Linux 6.12 test-driver ABI so the same binary runs on the stock kernel
+ * and on ours. One run does one repetition of every selected cell and
+ * prints one line per cell:
+ *
+ *   BENCH <workload> <memory> <bytes> <microseconds>
+ *
+ * Workloads:
+ *   migrate-sys    migrate to device memory, then back with MIGRATE_TO_SYS
+ *   migrate-fault  migrate to device memory, then back by CPU faults
+ *   read-pop       device read of populated memory (hmm_range_fault + copy)
+ *   read-unpop     device read of never-touched memory (faulting)
+ *   snapshot       snapshot of populated memory (hmm_range_fault, no fault)
+ *   memcpy         CPU memcpy of the same size: the bandwidth reference
+ * Memory: "4k" (MADV_NOHUGEPAGE) or "thp" (2 MiB aligned, MADV_HUGEPAGE).
+ *
+ * Usage: hmm-bench [-s SIZE_MiB[,SIZE...]] [-w WORKLOAD[,...]] [-m 4k|thp[,...]]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#define THP_SIZE	(2UL << 20)
+
+static const char *const workloads[] = {
+	"migrate-sys", "migrate-fault", "read-pop", "read-unpop", "snapshot",
+	"memcpy",
+};
+static long page_size;
+static int dev_fd;
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int selected(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+
+	if (!list)
+		return 1;
+	while ((p = strstr(p, name))) {
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* Anonymous memory of @size bytes backed as @mem asks, not yet touched. */
+static void *get_mem(size_t size, int thp)
+{
+	size_t len = size + (thp ? THP_SIZE : 0);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *aligned;
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	if (!thp) {
+		madvise(p, len, MADV_NOHUGEPAGE);
+		return p;
+	}
+	aligned = (char *)(((uintptr_t)p + THP_SIZE - 1) & ~(THP_SIZE - 1));
+	if (aligned > p)
+		munmap(p, aligned - p);
+	munmap(aligned + size, p + len - (aligned + size));
+	madvise(aligned, size, MADV_HUGEPAGE);
+	return aligned;
+}
+
+static void fill(void *buf, size_t size)
+{
+	uint64_t *w = buf;
+	size_t i;
+
+	for (i = 0; i < size / sizeof(*w); i++)
+		w[i] = i * 0x9e3779b97f4a7c15ull;
+}
+
+static void dev(unsigned long req, void *addr, void *ptr, size_t size)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr,
+		.ptr = (uintptr_t)ptr,
+		.npages = size / page_size,
+	};
+
+	if (ioctl(dev_fd, req, &cmd)) {
+		fprintf(stderr, "ioctl %#lx: %s\n", req, strerror(errno));
+		exit(1);
+	}
+	if (cmd.cpages != cmd.npages && req != HMM_DMIRROR_MIGRATE_TO_SYS) {
+		fprintf(stderr, "ioctl %#lx: %llu of %llu pages\n", req,
+			(unsigned long long)cmd.cpages,
+			(unsigned long long)cmd.npages);
+		exit(1);
+	}
+}
+
+/* One timed repetition of @w over @size bytes; returns microseconds. */
+static double run(const char *w, size_t size, int thp)
+{
+	void *buf = get_mem(size, thp), *out = malloc(size);
+	volatile unsigned char sink = 0;
+	double t = 0;
+	size_t i;
+
+	if (!out) {
+		perror("malloc");
+		exit(1);
+	}
+	memset(out, 1, size);
+	if (strcmp(w, "read-unpop"))
+		fill(buf, size);
+
+	if (!strcmp(w, "migrate-sys")) {
+		t = now_us();
+		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
+		dev(HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, size);
+		t = now_us() - t;
+	} else if (!strcmp(w, "migrate-fault")) {
+		t = now_us();
+		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
+		for (i = 0; i < size; i += page_size)
+			sink += ((unsigned char *)buf)[i];
+		t = now_us() - t;
+	} else if (!strcmp(w, "read-pop") || !strcmp(w, "read-unpop")) {
+		t = now_us();
+		dev(HMM_DMIRROR_READ, buf, out, size);
+		t = now_us() - t;
+	} else if (!strcmp(w, "snapshot")) {
+		t = now_us();
+		dev(HMM_DMIRROR_SNAPSHOT, buf, out, size);
+		t = now_us() - t;
+	} else if (!strcmp(w, "memcpy")) {
+		t = now_us();
+		memcpy(out, buf, size);
+		t = now_us() - t;
+	}
+	(void)sink;
+	munmap(buf, size);
+	free(out);
+	return t;
+}
+
+static int check_clock(void)
+{
+	char cs[64] = "";
+	FILE *f;
+	int i;
+
+	/* tsc-early gives way to tsc once the TSC is calibrated. */
+	for (i = 0; i < 100; i++) {
+		f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+		if (!f || !fgets(cs, sizeof(cs), f))
+			return -1;
+		fclose(f);
+		cs[strcspn(cs, "\n")] = 0;
+		if (!strcmp(cs, "tsc"))
+			break;
+		usleep(100000);
+	}
+	printf("BENCH-CLOCK %s\n", cs);
+	if (strcmp(cs, "tsc") && strcmp(cs, "hpet") && strcmp(cs, "acpi_pm")) {
+		fprintf(stderr, "clocksource %s is not fine-grained: refusing to measure\n", cs);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sizes = "2,32,256", *wl = NULL, *mems = "4k,thp";
+	char *list, *tok;
+	size_t w;
+	int opt, thp;
+
+	while ((opt = getopt(argc, argv, "s:w:m:")) != -1) {
+		switch (opt) {
+		case 's':
+			sizes = optarg;
+			break;
+		case 'w':
+			wl = optarg;
+			break;
+		case 'm':
+			mems = optarg;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-s MiB,...] [-w workload,...] [-m 4k,thp]\n", argv[0]);
+			return 2;
+		}
+	}
+	page_size = sysconf(_SC_PAGESIZE);
+	if (check_clock())
+		return 1;
+	dev_fd = open("/dev/hmm_dmirror0", O_RDWR);
+	if (dev_fd < 0) {
+		perror("/dev/hmm_dmirror0");
+		return 1;
+	}
+	list = strdup(sizes);
+	for (tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+		size_t size = strtoul(tok, NULL, 0) << 20;
+
+		for (thp = 0; thp < 2; thp++) {
+			if (!selected(mems, thp ? "thp" : "4k"))
+				continue;
+			for (w = 0; w < sizeof(workloads) / sizeof(*workloads); w++) {
+				if (!selected(wl, workloads[w]))
+					continue;
+				printf("BENCH %s %s %zu %.1f\n", workloads[w],
+				       thp ? "thp" : "4k", size,
+				       run(workloads[w], size, thp));
+				fflush(stdout);
+			}
+		}
+	}
+	free(list);
+	close(dev_fd);
+	return 0;
+}

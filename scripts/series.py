@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make series: turn linux/ and patches/ into a git format-patch series
+against the pristine base (series/series.conf says which change goes in
+which commit), then prove it:
+  1. the patches apply with `git am` to a fresh checkout of the base;
+  2. every patch in order builds (the objects it touches; the whole
+     kernel after the last one);
+  3. the result equals the tree that make test tests (.cache/tree).
+
+Usage: series.py TOP CACHE BASE TREE OUTDIR BUILDDIR [--no-build]
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+AUTHOR = 'HMM developers <hmm-dev@example.org>'
+KUNIT_BLOCK = re.compile(r'\n#ifdef CONFIG_\w+_KUNIT_TEST\n#include "tests/[\w-]+-kunit\.h"\n#endif[^\n]*\n')
+
+
+def sh(cmd, cwd=None, check=True, quiet=False):
+    r = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), text=True,
+                       capture_output=True)
+    if check and r.returncode:
+        sys.stderr.write('$ %s\n%s%s' % (cmd, r.stdout[-3000:], r.stderr[-3000:]))
+        sys.exit('series: command failed')
+    if not quiet and r.stdout:
+        print(r.stdout, end='')
+    return r
+
+
+def git(repo, *args, **kw):
+    return sh(['git', '-C', repo, '-c', 'user.name=HMM developers',
+               '-c', 'user.email=hmm-dev@example.org'] + list(args), **kw)
+
+
+def parse_conf(path):
+    commits, cur = [], None
+    for line in open(path):
+        line = line.rstrip('\n')
+        if not line.strip() or line.startswith('#'):
+            if cur and not line.strip():
+                commits.append(cur)
+                cur = None
+            continue
+        key, _, val = line.partition(':')
+        cur = cur or {}
+        cur[key.strip()] = val.strip()
+    if cur:
+        commits.append(cur)
+    return commits
+
+
+def base_repo(cache, base, version):
+    """A git repository of the pristine base, made once (takes a minute)."""
+    repo = os.path.join(cache, 'series-git')
+    if not os.path.exists(os.path.join(repo, '.hmm-ok')):
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(base, repo, symlinks=True)
+        os.unlink(os.path.join(repo, '.hmm-base-ok'))
+        git(repo, 'init', '-q', '-b', 'base')
+        git(repo, 'add', '-A', '-f')
+        git(repo, 'commit', '-q', '-m', 'Linux %s (Debian linux-source-6.12)' % version)
+        git(repo, 'tag', 'v' + version)
+        open(os.path.join(repo, '.hmm-ok'), 'w').close()
+        with open(os.path.join(repo, '.git', 'info', 'exclude'), 'a') as f:
+            f.write('.hmm-ok\n')
+    return repo
+
+
+def main():
+    top, cache, base, tree, outdir, build = sys.argv[1:7]
+    do_build = '--no-build' not in sys.argv
+    version = sh("sed -n 's/^VERSION = //p;s/^PATCHLEVEL = //p;s/^SUBLEVEL = //p' %s/Makefile | paste -sd." % base,
+                 quiet=True).stdout.strip()
+    sdir = os.path.join(top, 'series')
+    commits = parse_conf(os.path.join(sdir, 'series.conf'))
+    repo = base_repo(cache, base, version)
+    tag = 'v' + version
+
+    git(repo, 'checkout', '-q', '-f', '-B', 'hmm', tag)
+    git(repo, 'clean', '-q', '-fdx', '-e', '.hmm-ok')
+    kunit_later = any(c.get('kunit') for c in commits)
+    for c in commits:
+        touched = []
+        if 'patch' in c:
+            p = os.path.join(top, 'patches', c['patch'])
+            git(repo, 'apply', '--index', p)
+            touched = re.findall(r'^\+\+\+ b/(\S+)', open(p).read(), re.M)
+            body = open(p).read().split('\n\n', 1)[1].split('\n---\n', 1)[0]
+            body = re.sub(r'\nSigned-off-by:.*', '', body).strip()
+        else:
+            body = open(os.path.join(sdir, c['message'])).read().strip()
+            for f in c['files'].split():
+                src = os.path.join(top, 'linux', f)
+                if not os.path.exists(src):
+                    continue
+                dst = os.path.join(repo, f)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                text = open(src).read()
+                touched.append(f)
+                with open(dst, 'w') as out:
+                    out.write(text)
+                git(repo, 'add', f)
+            if c.get('kunit'):
+                # Now put back the include blocks the core commits left out.
+                for f in sorted(os.listdir(os.path.join(top, 'linux', 'mm'))):
+                    src = os.path.join(top, 'linux', 'mm', f)
+                    if f.endswith('.c') and KUNIT_BLOCK.search(open(src).read()):
+                        shutil.copy(src, os.path.join(repo, 'mm', f))
+                        git(repo, 'add', 'mm/' + f)
+                        touched.append('mm/' + f)
+        if kunit_later and not c.get('kunit'):
+            for f in touched:
+                p = os.path.join(repo, f)
+                if f.endswith('.c') and os.path.exists(p):
+                    text = open(p).read()
+                    stripped = KUNIT_BLOCK.sub('\n', text)
+                    if stripped != text:
+                        open(p, 'w').write(stripped)
+                        git(repo, 'add', f)
+        if not git(repo, 'diff', '--cached', '--name-only', quiet=True).stdout.strip():
+            print('series: "%s" has nothing yet, left out' % c['subject'])
+            continue
+        msg = '%s\n\n%s\n\nSigned-off-by: %s\n' % (c['subject'], body, AUTHOR)
+        subprocess.run(['git', '-C', repo, '-c', 'user.name=HMM developers',
+                        '-c', 'user.email=hmm-dev@example.org', 'commit', '-q', '-F', '-'],
+                       input=msg, text=True, check=True)
+
+    shutil.rmtree(outdir, ignore_errors=True)
+    os.makedirs(outdir)
+    git(repo, 'format-patch', '-q', '--cover-letter', '--thread', '-o', outdir, tag + '..hmm')
+    cover = sorted(os.listdir(outdir))[0]
+    cpath = os.path.join(outdir, cover)
+    text = open(cpath).read()
+    intro = open(os.path.join(sdir, 'cover.txt')).read().strip() % {'version': version}
+    subj = intro.split('\n', 1)[0]
+    text = text.replace('*** SUBJECT HERE ***', subj).replace('*** BLURB HERE ***', intro.split('\n', 1)[1].strip())
+    open(cpath, 'w').write(text)
+    patches = sorted(p for p in os.listdir(outdir) if p != cover)
+    print('series: %d patches + cover letter in %s' % (len(patches), os.path.relpath(outdir, top)))
+
+    # Proof 1: git am on a fresh checkout of the base.
+    check = os.path.join(cache, 'series-am')
+    shutil.rmtree(check, ignore_errors=True)
+    git(repo, 'worktree', 'prune')
+    git(repo, 'worktree', 'add', '-q', '-f', '--detach', check, tag)
+    git(check, 'am', '-q', *[os.path.join(outdir, p) for p in patches])
+    print('series: applies with git am on %s' % tag)
+
+    # Proof 3: the result is the tree make test tests.
+    changed = git(check, 'diff', '--name-only', tag, 'HEAD', quiet=True).stdout.split()
+    manifest = open(os.path.join(tree, '.hmm-manifest')).read().split()
+    bad = [f for f in set(changed) | set(manifest)
+           if sh(['cmp', '-s', os.path.join(check, f), os.path.join(tree, f)], check=False).returncode]
+    if bad:
+        sys.exit('series: differs from the tested tree in: ' + ' '.join(sorted(bad)))
+    print('series: result equals the tested tree (%d files changed from the base)' % len(changed))
+
+    # Proof 2: each patch builds.
+    if do_build:
+        revs = git(check, 'rev-list', '--reverse', tag + '..HEAD', quiet=True).stdout.split()
+        for i, rev in enumerate(revs, 1):
+            git(check, 'checkout', '-q', rev)
+            files = git(check, 'diff', '--name-only', rev + '^', rev, quiet=True).stdout.split()
+            objs = [f[:-2] + '.o' for f in files if f.endswith('.c') and not f.startswith('tools/')]
+            objs += ['lib/test_hmm.o'] if any(f.endswith('.h') and 'linux/' in f for f in files) else []
+            last = i == len(revs)
+            targets = (['bzImage', 'modules'] if last else sorted(set(objs))) or []
+            if not targets:
+                print('series: patch %d builds (nothing to compile)' % i)
+                continue
+            r = subprocess.run(['make', '-C', check, 'O=' + build, 'ARCH=x86_64',
+                                'CC=ccache gcc', '-j%d' % os.cpu_count(), '-s'] + targets,
+                               capture_output=True, text=True)
+            if r.returncode:
+                sys.stderr.write(r.stdout[-2000:] + r.stderr[-4000:])
+                sys.exit('series: patch %d does not build' % i)
+            print('series: patch %d builds (%s)' % (i, 'whole kernel' if last else ' '.join(targets)))
+    git(repo, 'worktree', 'remove', '--force', check, check=False)
+
+
+if __name__ == '__main__':
+    main()

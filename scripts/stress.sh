@@ -1,0 +1,19 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# make stress: the stress program alone on the debug kernel for as long as
+# asked (STRESS_SECONDS, default 600), then module unload and a kmemleak
+# scan; judged like make test.
+. "$(dirname "$0")/lib.sh"
+
+here=$(dirname "$0")
+secs=${STRESS_SECONDS:-600}
+flavour=${FLAVOUR:-debug}
+"$here/kernel.sh" ours "$flavour"
+take_lock
+res=$RESULTS/stress-$(date +%Y%m%d-%H%M%S)
+HMM_ARGS="-t,$secs${STRESS_ARGS:+,$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
+	stage stress "$here/boot.sh" "$(build_dir ours "$flavour")" stress "$res"
+"$here/results.py" "$res" >"$res/summary.txt" || true
+grep -h '^#' "$res/tests.log" | tail -n 20 || true
+cat "$res/summary.txt"
+grep -q ' 0 failed, 0 skipped$' "$res/summary.txt"
