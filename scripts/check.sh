@@ -6,6 +6,7 @@
 #   W=1 and sparse (C=2) builds of our kernel objects, no warnings
 #   every in-tree user of our headers compiled, and link-checked
 #   against our objects (scripts/users-check.py)
+#   Documentation/mm built with Sphinx: no warning about our pages or files
 . "$(dirname "$0")/lib.sh"
 
 here=$(dirname "$0")
@@ -50,7 +51,15 @@ users() {
 	"$here/users-check.py" "$BASE" "$TREE" "$out" "${cs[@]}" -- "${users[@]}"
 }
 
-stage deps "$here/deps.sh"
+docs() {
+	local d=$CACHE/build/docs
+	mkdir -p "$d"
+	make -C "$TREE" O="$d" SPHINXDIRS=mm htmldocs 2>&1 | tee "$LOGS/docs.raw"
+	! grep -E "(hmm|hmm-devmem)\.rst|$(printf '%s|' "${owned[@]}" | sed 's/|$//')" "$LOGS/docs.raw" |
+		grep -iE 'warning|error'
+}
+
+stage deps "$here/deps.sh" --docs
 "$here/base.sh"
 stage tree "$here/tree.sh"
 rc=0
@@ -61,5 +70,6 @@ take_lock
 STAGE_CONTINUE=0 stage config-check "$here/config.sh" "$TREE" "$out" users
 stage w1-sparse w1_sparse || rc=1
 stage users users || rc=1
+stage docs docs || rc=1
 echo "check: $( ((rc)) && echo FAILED || echo clean)"
 exit $rc

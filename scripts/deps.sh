@@ -9,7 +9,7 @@ pkgs=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
       sparse)
 case "${1:-}" in
 --bench) pkgs+=(gnuplot-nox) ;;
---docs) pkgs+=(python3-sphinx python3-sphinx-rtd-theme) ;;
+--docs) pkgs+=(python3-sphinx python3-sphinx-rtd-theme graphviz) ;;
 esac
 
 missing=()

@@ -84,34 +84,32 @@ def main():
     git(repo, 'clean', '-q', '-fdx', '-e', '.hmm-ok')
     kunit_later = any(c.get('kunit') for c in commits)
     for c in commits:
-        touched = []
+        touched, body = [], ''
         if 'patch' in c:
             p = os.path.join(top, 'patches', c['patch'])
             git(repo, 'apply', '--index', p)
             touched = re.findall(r'^\+\+\+ b/(\S+)', open(p).read(), re.M)
             body = open(p).read().split('\n\n', 1)[1].split('\n---\n', 1)[0]
             body = re.sub(r'\nSigned-off-by:.*', '', body).strip()
-        else:
+        if 'message' in c:
             body = open(os.path.join(sdir, c['message'])).read().strip()
-            for f in c['files'].split():
-                src = os.path.join(top, 'linux', f)
-                if not os.path.exists(src):
-                    continue
-                dst = os.path.join(repo, f)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                text = open(src).read()
-                touched.append(f)
-                with open(dst, 'w') as out:
-                    out.write(text)
-                git(repo, 'add', f)
-            if c.get('kunit'):
-                # Now put back the include blocks the core commits left out.
-                for f in sorted(os.listdir(os.path.join(top, 'linux', 'mm'))):
-                    src = os.path.join(top, 'linux', 'mm', f)
-                    if f.endswith('.c') and KUNIT_BLOCK.search(open(src).read()):
-                        shutil.copy(src, os.path.join(repo, 'mm', f))
-                        git(repo, 'add', 'mm/' + f)
-                        touched.append('mm/' + f)
+        for f in c.get('files', '').split():
+            src = os.path.join(top, 'linux', f)
+            if not os.path.exists(src):
+                continue
+            dst = os.path.join(repo, f)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy(src, dst)
+            touched.append(f)
+            git(repo, 'add', f)
+        if c.get('kunit'):
+            # Now put back the include blocks the core commits left out.
+            for f in sorted(os.listdir(os.path.join(top, 'linux', 'mm'))):
+                src = os.path.join(top, 'linux', 'mm', f)
+                if f.endswith('.c') and KUNIT_BLOCK.search(open(src).read()):
+                    shutil.copy(src, os.path.join(repo, 'mm', f))
+                    git(repo, 'add', 'mm/' + f)
+                    touched.append('mm/' + f)
         if kunit_later and not c.get('kunit'):
             for f in touched:
                 p = os.path.join(repo, f)
