@@ -17,7 +17,10 @@ suffix=
 [[ $kind == ours ]] || suffix=-$kind
 ln -sfn "$(basename "$res")" "$RESULTS/latest$suffix"
 rc=0
-"$here/results.py" "$res" >"$res/summary.txt" || true
+{
+	echo "kernel: Linux $(base_version) $([[ $kind == ours ]] && echo '+ HMM series' || echo '(stock)'), $flavour flavour"
+	"$here/results.py" "$res" || true
+} >"$res/summary.txt"
 sed "\$d" "$res/summary.txt"
 printf 'logs: %s (%.0fs in all)\n' "${res#"$TOP"/}" "$(echo "$(now) - $t0" | bc)"
 tail -n 1 "$res/summary.txt"
