@@ -2630,7 +2630,6 @@ TEST_F(hmm, stats_per_device)
 	pattern_fill(b->cpu, b->size, 140);
 	stats_get(_metadata, self->fd, true, &a0);
 	stats_get(_metadata, self->peer, true, &p0);
-	ASSERT_LE(a0.pages_in_use + 10, a0.pages_total + 10);
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	stats_get(_metadata, self->fd, true, &a1);
@@ -2684,10 +2683,11 @@ static bool result_ok(int ret, const int *ok)
 }
 
 /*
- * Issue every range command with @addr/@npages/@ptr on a fresh buffer
- * each time (so one command's side effects cannot change the next one's
- * result) and check each result against @e. A command whose row starts
- * with RES_END is not issued. SNAPSHOT successes must report errors.
+ * Issue every range command with @addr/@npages/@ptr, in range_cmds order,
+ * and check each result against @e; a command whose row starts with
+ * RES_END is not issued. The callers' inputs are such that no command's
+ * side effects change a later one's result. The device must still work
+ * afterwards.
  */
 static void bad_input_run(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(hmm) *self, const char *what,
@@ -2894,17 +2894,19 @@ static void bad_addr_body(struct __test_metadata *_metadata,
 
 TEST_F(hmm, bad_unmapped_addr)
 {
-	struct tbuf *hole = tbuf_anon(self->ps, 4, RW);
-	unsigned long addr;
+	/*
+	 * A one-page hole between two reserved pages: no mapping the test
+	 * makes afterwards (all of them two pages or more) can land in it.
+	 */
+	char *r = mmap(NULL, 3 * self->ps, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
-	ASSERT_NE(NULL, hole);
-	addr = (unsigned long)hole->cpu;
-	ASSERT_EQ(0, munmap(hole->resv, hole->resv_size));
-	bad_addr_body(_metadata, self, "unmapped address", addr);
-	hole->resv = NULL;
-	free(hole->dev);
-	free(hole->snap);
-	free(hole);
+	ASSERT_NE(MAP_FAILED, r);
+	ASSERT_EQ(0, munmap(r + self->ps, self->ps));
+	bad_addr_body(_metadata, self, "unmapped address",
+		      (unsigned long)r + self->ps);
+	ASSERT_EQ(SNAP_ERR, snap_one(self->fd, r + self->ps));
+	ASSERT_EQ(0, munmap(r, 3 * self->ps));
 }
 
 TEST_F(hmm, bad_kernel_addr)
@@ -3044,7 +3046,8 @@ TEST_F(hmm, read_own_device_pages_after_invalidation)
 	ASSERT_EQ(8, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 160));
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
-	ASSERT_EQ(snap_local(variant, false), b->snap[0] & ~SNAP_W);
+	ASSERT_EQ(snap_local(variant, true) & ~(SNAP_R | SNAP_W),
+		  b->snap[0] & ~(SNAP_R | SNAP_W));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 160));
 	tbuf_free(b);
 }
