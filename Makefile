@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0
+# HMM for Linux 6.12: the patch series, and the tooling that builds, boots
+# and tests it. `make help` lists the targets.
+
+FLAVOUR ?=
+export FLAVOUR
+
+.PHONY: help run test kernel tree base deps clean distclean
+
+help:
+	@echo "make run        build the series (default flavour), boot it in QEMU, run the demo"
+	@echo "make test       build the debug flavour, boot it, run KUnit + all test programs"
+	@echo "make kernel     only build (FLAVOUR=default|debug, default: debug)"
+	@echo "make tree       only assemble .cache/tree = base + linux/ + patches/"
+	@echo "make base       extract Debian's linux-source-6.12 into .cache and print its version"
+	@echo "make deps       install the Debian packages the targets need (as root)"
+	@echo "make clean      delete build outputs (keeps the base and ccache)"
+	@echo "make distclean  delete .cache and results"
+
+run:
+	@scripts/run.sh
+
+test:
+	@scripts/test.sh
+
+kernel:
+	@scripts/kernel.sh ours $(or $(FLAVOUR),debug)
+
+tree: base
+	@scripts/tree.sh
+
+base: deps
+	@scripts/base.sh
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf .cache/build .cache/tree .cache/logs
+
+distclean:
+	rm -rf .cache results

@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot a built kernel in QEMU (TCG) with the test machine layout:
+# q35, 2 vCPUs, 3 GiB of RAM (2 GiB below 4 GiB, 1 GiB above), and
+# memmap=512M!4G carving two 256 MiB windows of that high RAM for the
+# DEVICE_COHERENT test devices.
+# Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
+#   Serial port 0 (kernel console) -> RESULTDIR/console.log
+#   Serial port 1 (test output)    -> RESULTDIR/tests.log
+. "$(dirname "$0")/lib.sh"
+
+out=$1 mode=$2 res=$3 interactive=${4:-0}
+timeout=${HMM_TIMEOUT:-1800}
+mkdir -p "$res"
+append="console=ttyS0 memmap=512M!4G hmm.mode=$mode hmm.interactive=$interactive"
+append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7 ${HMM_BOOT_ARGS:-}"
+[[ $mode == bench ]] && append+=" hmm.args=${HMM_BENCH_ARGS:-}"
+accel=(-accel tcg,thread=multi)
+[[ ${HMM_KVM:-0} == 1 ]] && accel=(-accel kvm -cpu host)
+
+qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m 3G
+      -kernel "$out/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz"
+      -append "$append" -no-reboot -display none -nodefaults -vga none)
+[[ ${HMM_KVM:-0} == 1 ]] || qemu+=(-cpu max)
+
+if ((interactive)); then
+	exec "${qemu[@]}" -serial mon:stdio -serial null
+fi
+rm -f "$res/console.log" "$res/tests.log"
+rc=0
+timeout --foreground "$timeout" "${qemu[@]}" -monitor none \
+	-serial "file:$res/console.log" -serial "file:$res/tests.log" </dev/null || rc=$?
+if ((rc == 124)); then
+	echo "QEMU timed out after ${timeout}s; last lines of the console:"
+	tail -n 25 "$res/console.log"
+fi
+exit 0

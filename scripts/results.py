@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn one test run's serial logs into a verdict.
+
+console.log (serial 0) holds the kernel log: KUnit's KTAP and any splat.
+tests.log (serial 1) holds the guest's test programs, framed by
+"HMM-HARNESS: begin NAME" / "HMM-HARNESS: end NAME rc=N" lines.
+
+Every KUnit case and every selftest counts as passed, failed or skipped.
+A kernel splat, a program that died without reporting, a kmemleak report
+or a run that never reached "done" counts as a failure and is named.
+Prints the failures, then "N passed, N failed, N skipped" as its last line.
+Exit status 0 only with no failure and no skip.
+"""
+import re
+import sys
+
+TS = re.compile(r'^\[\s*\d+\.\d+\]\s?')
+TAP = re.compile(r'^(\s*)(ok|not ok) (\d+) (?:- )?(.*?)(?:\s+#\s*(SKIP|skip|XFAIL|TODO)\b.*)?$')
+SPLATS = [
+    r'WARNING: ', r'BUG: ', r'Oops', r'KASAN:', r'UBSAN:',
+    r'general protection fault', r'Kernel panic',
+    r'possible circular locking dependency', r'inconsistent lock state',
+    r'possible recursive locking', r'suspicious RCU usage',
+    r'INFO: task .* blocked',
+    r'refcount_t: ', r'list_add corruption', r'list_del corruption',
+    r'Bad page state', r'Bad rss-counter', r'page dumped because',
+]
+SPLAT = re.compile('|'.join(SPLATS))
+
+
+def read(path):
+    try:
+        with open(path, errors='replace') as f:
+            return f.read().replace('\r', '').splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def main(resdir):
+    console = [TS.sub('', l) for l in read(resdir + '/console.log')]
+    tests = read(resdir + '/tests.log')
+    passed, failed, skipped = [], [], []
+
+    # KUnit: cases are the results one level inside a suite.
+    suite = None
+    for line in console:
+        m = TAP.match(line)
+        if not m:
+            s = re.match(r'^\s*# Subtest: (\S+)', line)
+            if s and not line.startswith(' ' * 8):
+                suite = s.group(1) if line.startswith('    ') else suite
+            continue
+        indent, verdict, _, name, directive = m.groups()
+        if len(indent) != 4:
+            continue
+        full = 'kunit: %s.%s' % (suite or '?', name)
+        if directive and directive.upper() == 'SKIP':
+            skipped.append(full)
+        elif verdict == 'ok':
+            passed.append(full)
+        else:
+            failed.append(full)
+
+    # Guest programs.
+    prog, seen, done = None, 0, False
+    for line in tests:
+        b = re.match(r'^HMM-HARNESS: begin (\S+)', line)
+        e = re.match(r'^HMM-HARNESS: end (\S+) rc=(\d+)', line)
+        if b:
+            prog, seen = b.group(1), 0
+            continue
+        if e:
+            rc = int(e.group(2))
+            if rc and not any(f.startswith(prog + ':') for f in failed):
+                failed.append('%s: exited with status %d%s' %
+                              (prog, rc, '' if seen else ' before reporting any test'))
+            elif not rc and not seen:
+                passed.append(prog)
+            prog = None
+            continue
+        if line.startswith('HMM-HARNESS: done'):
+            done = True
+        k = re.match(r'^HMM-HARNESS: kmemleak (\d+)', line)
+        if k and int(k.group(1)):
+            failed.append('kmemleak: %s unreferenced object(s) after the tests '
+                          '(see console.log)' % k.group(1))
+        m = TAP.match(line)
+        if not prog or not m or m.group(1):
+            continue
+        seen += 1
+        verdict, name, directive = m.group(2), m.group(4), m.group(5)
+        full = '%s: %s' % (prog, name)
+        if directive and directive.upper() == 'SKIP':
+            skipped.append(full)
+        elif verdict == 'ok':
+            passed.append(full)
+        else:
+            failed.append(full)
+    if prog:
+        failed.append('%s: never finished (the guest died or hung in it)' % prog)
+
+    # Kernel splats: name the first line of each.
+    for i, line in enumerate(console):
+        if SPLAT.search(line) and not line.startswith(' '):
+            ctx = ''
+            for nxt in console[i:i + 40]:
+                c = re.search(r'\b(Comm|comm):\s*(\S+)', nxt) or \
+                    re.search(r'\bcomm "([^"]+)"', nxt)
+                if c:
+                    ctx = ' [in %s]' % c.groups()[-1]
+                    break
+            failed.append('kernel: %s%s (console.log line %d)' % (line.strip()[:120], ctx, i + 1))
+
+    if not done:
+        failed.append('run: the guest never reached the end of the tests '
+                      '(timeout, hang or panic); console tail:\n    ' +
+                      '\n    '.join(console[-15:]))
+
+    for f in failed:
+        print('FAIL  ' + f)
+    for s in skipped:
+        print('SKIP  ' + s)
+    print('%d passed, %d failed, %d skipped' % (len(passed), len(failed), len(skipped)))
+    return 1 if failed or skipped else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1]))
