@@ -2190,6 +2190,109 @@ TEST_F(hmm, killed_with_device_pages_and_exclusive)
 	device_sane(_metadata, self->fd, self->ps);
 }
 
+struct ioctl_loop {
+	int fd;
+	unsigned long req;
+	struct tbuf *b;
+};
+
+static void *ioctl_loop_fn(void *arg)
+{
+	struct ioctl_loop *l = arg;
+	struct hmm_dmirror_cmd c;
+
+	for (;;) {
+		tb_cmd(l->fd, l->req, l->b, &c);
+		if (l->req == HMM_DMIRROR_MIGRATE_TO_DEV)
+			tb_cmd(l->fd, HMM_DMIRROR_MIGRATE_TO_SYS, l->b, &c);
+	}
+	return NULL;
+}
+
+/*
+ * A process exits while its threads are inside device commands (reads on
+ * one device, migrations to and from another): the exit completes, no
+ * device page stays in use, and the devices keep working.
+ */
+TEST_F(hmm, exit_during_device_commands)
+{
+	struct hmm_dmirror_stats s0, s1, p0, p1;
+	pid_t pid;
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	stats_get(_metadata, self->peer, self->stats, &p0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct ioctl_loop rd, mig;
+		struct tbuf *b = tbuf_anon(self->ps, 64, RW);
+		pthread_t t;
+
+		CHILD_CHECK(b);
+		pattern_fill(b->cpu, b->size, 83);
+		rd.fd = dev_open(variant->unit);
+		rd.req = HMM_DMIRROR_READ;
+		rd.b = b;
+		mig.fd = dev_open(variant->peer_unit);
+		mig.req = HMM_DMIRROR_MIGRATE_TO_DEV;
+		mig.b = b;
+		CHILD_CHECK(rd.fd >= 0 && mig.fd >= 0);
+		CHILD_CHECK(!pthread_create(&t, NULL, ioctl_loop_fn, &rd));
+		CHILD_CHECK(!pthread_create(&t, NULL, ioctl_loop_fn, &mig));
+		usleep(200 * 1000);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	stats_get(_metadata, self->peer, self->stats, &p1);
+	if (self->stats) {
+		ASSERT_EQ(s0.pages_in_use, s1.pages_in_use);
+		ASSERT_EQ(p0.pages_in_use, p1.pages_in_use);
+	}
+	device_sane(_metadata, self->fd, self->ps);
+	device_sane(_metadata, self->peer, self->ps);
+}
+
+/*
+ * An open file mirrors the address space of the process that opened it.
+ * A child that inherits it across fork() and uses it reaches the parent's
+ * memory, not its own; a driver may instead refuse the foreign caller.
+ * Either way the child's own pages are never what the device sees.
+ */
+TEST_F(hmm, inherited_file_mirrors_opener)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 4, RW);
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 84);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int ret;
+
+		pattern_fill(b->cpu, b->size, 85);
+		memset(b->dev, 0, b->size);
+		ret = tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c);
+		if (ret) {
+			CHILD_CHECK(ret == -EINVAL || ret == -EPERM ||
+				    ret == -EFAULT);
+			_exit(2);
+		}
+		CHILD_CHECK(pattern_check(b->dev, b->size, 84) < 0);
+		pattern_fill(b->dev, b->size, 86);
+		CHILD_CHECK(!tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 85) < 0);
+		_exit(0);
+	}
+	status = child_wait(pid);
+	ASSERT_TRUE(status == 0 || status == 2) TH_LOG("child: %d", status);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, status ? 84 : 86));
+	tbuf_free(b);
+}
+
 /*
  * Closing the file through which pages were migrated, while they are
  * still mapped, loses no data: the process reads it all afterwards.
