@@ -1,0 +1,3224 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tests for HMM mirroring and ZONE_DEVICE migration, driven through the
+ * dmirror test driver (lib/test_hmm.c, ABI in lib/test_hmm_uapi.h).
+ *
+ * Each /dev/hmm_dmirrorN node is one simulated device: 0 and 1 keep the
+ * pages migrated to them in DEVICE_PRIVATE memory, 2 and 3 in
+ * DEVICE_COHERENT memory. The "hmm" fixture opens one device of a kind and
+ * a second device of the same kind (its "peer"); its two variants run every
+ * body once per kind. Where the kinds behave differently (a CPU touch
+ * brings a private page home but reads a coherent page where it is), the
+ * body asserts the behaviour of each.
+ *
+ * What is asserted is what the kernel did, not what the driver says it did:
+ * data is read back through the CPU and through the device, the state of
+ * each page comes from HMM_DMIRROR_SNAPSHOT, and where the driver has them
+ * (HMM_DMIRROR_STATS) the device's counters are compared before and after.
+ *
+ * The suite also runs against the unmodified 6.12 driver, which has no
+ * STATS command: it rejects it like any unknown command, so the counter
+ * checks are left out there and the rest of each test still runs. A case
+ * that covers a 6.12 bug fixed by this series says so in its comment.
+ *
+ * Layout: a small library first (ioctl wrappers, buffers with guard pages,
+ * data patterns, snapshot and counter checks, THP and hugetlb set-up), then
+ * the fixture, then the cases grouped by subject.
+ */
+#define _GNU_SOURCE
+#include "../kselftest_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <lib/test_hmm_uapi.h>
+#include <mm/gup_test.h>
+
+#define DEV_PATH_FMT		"/dev/hmm_dmirror%d"
+#define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
+#define THP_PMD_SIZE_PATH	"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
+#define HUGE_1G_NR_PATH \
+	"/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT		26
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB		0x0004U
+#endif
+
+/* gup_flags for gup_test are the kernel's FOLL_* bits (mm_types.h). */
+#define GUP_FOLL_WRITE		0x01
+
+/* Snapshot byte shorthands. */
+#define SNAP_ERR	HMM_DMIRROR_PROT_ERROR
+#define SNAP_NONE	HMM_DMIRROR_PROT_NONE
+#define SNAP_R		HMM_DMIRROR_PROT_READ
+#define SNAP_W		HMM_DMIRROR_PROT_WRITE
+#define SNAP_ZERO_R	(HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ)
+
+/* Terminates the lists of accepted results (never a valid result). */
+#define RES_END		1
+
+/* ------------------------------------------------------------------ */
+/* ioctl wrappers                                                      */
+/* ------------------------------------------------------------------ */
+
+static int dev_open(int unit)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), DEV_PATH_FMT, unit);
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/*
+ * Issue one range command. Returns 0 or -errno; *out (if given) receives
+ * the command block as the driver left it (cpages, faults).
+ */
+static int dmirror_raw(int fd, unsigned long req, unsigned long addr,
+		       unsigned long npages, unsigned long ptr,
+		       struct hmm_dmirror_cmd *out)
+{
+	struct hmm_dmirror_cmd cmd;
+	int ret;
+
+	do {
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.addr = addr;
+		cmd.ptr = ptr;
+		cmd.npages = npages;
+		ret = ioctl(fd, req, &cmd);
+	} while (ret && errno == EINTR);
+	if (out)
+		*out = cmd;
+	return ret ? -errno : 0;
+}
+
+#define dmirror(fd, req, addr, npages, ptr, out) \
+	dmirror_raw(fd, req, (unsigned long)(addr), npages, \
+		    (unsigned long)(ptr), out)
+
+/*
+ * 1: the device has counters; 0: it refuses HMM_DMIRROR_STATS the way a
+ * driver without the command does. That is ENOTTY, or EINVAL from 6.12,
+ * which reads the (zeroed) argument as a range command with npages == 0.
+ * Anything else is returned as -errno.
+ */
+static int stats_probe(int fd)
+{
+	struct hmm_dmirror_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (!ioctl(fd, HMM_DMIRROR_STATS, &st))
+		return 1;
+	if (errno == ENOTTY || errno == EINVAL)
+		return 0;
+	return -errno;
+}
+
+static void stats_get(struct __test_metadata *_metadata, int fd, bool have,
+		      struct hmm_dmirror_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!have)
+		return;
+	ASSERT_EQ(0, ioctl(fd, HMM_DMIRROR_STATS, st))
+		TH_LOG("HMM_DMIRROR_STATS: %s", strerror(errno));
+	ASSERT_LE(st->pages_in_use, st->pages_total);
+}
+
+#define DELTA(before, after, field)	((after).field - (before).field)
+
+/* ------------------------------------------------------------------ */
+/* Data patterns                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Word i of a buffer filled with @seed holds pat(seed, i): every word of
+ * every page differs, so a page copied to the wrong place, a stale page or
+ * a zeroed page is caught, and a sub-range can be checked on its own by
+ * giving the word index it starts at.
+ */
+static uint32_t pat(uint32_t seed, size_t i)
+{
+	uint32_t x = seed * 0x9e3779b9u + (uint32_t)i * 0x85ebca6bu;
+
+	x ^= x >> 15;
+	return x * 0x2c1b3c6du + 1;
+}
+
+static void pattern_fill_from(void *p, size_t bytes, uint32_t seed,
+			      size_t first_byte)
+{
+	uint32_t *w = p;
+	size_t i, n = bytes / sizeof(*w), base = first_byte / sizeof(*w);
+
+	for (i = 0; i < n; i++)
+		w[i] = pat(seed, base + i);
+}
+
+/* Byte offset of the first word that differs, or -1. */
+static long pattern_check_from(const void *p, size_t bytes, uint32_t seed,
+			       size_t first_byte)
+{
+	const uint32_t *w = p;
+	size_t i, n = bytes / sizeof(*w), base = first_byte / sizeof(*w);
+
+	/* Real loads every time: the reads are what fault pages home. */
+	for (i = 0; i < n; i++)
+		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED) !=
+		    pat(seed, base + i))
+			return (long)(i * sizeof(*w));
+	return -1;
+}
+
+#define pattern_fill(p, bytes, seed)	pattern_fill_from(p, bytes, seed, 0)
+#define pattern_check(p, bytes, seed)	pattern_check_from(p, bytes, seed, 0)
+
+/* Byte offset of the first byte that is not @c, or -1. */
+static long bytes_check(const void *p, size_t bytes, unsigned char c)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < bytes; i++)
+		if (__atomic_load_n(&b[i], __ATOMIC_RELAXED) != c)
+			return (long)i;
+	return -1;
+}
+
+/* Read one byte for real (to fault the page in for reading). */
+static void cpu_touch(const char *p)
+{
+	(void)__atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A mapping under test with one PROT_NONE guard page on each side, so it
+ * never merges with a neighbour and a walk that runs off its end meets a
+ * mapping the device may not touch. @dev is an ordinary heap buffer the
+ * size of the mapping for the data commands, @snap one byte per page.
+ */
+struct tbuf {
+	char *cpu;
+	size_t size;
+	unsigned long npages;
+	char *dev;
+	unsigned char *snap;
+	char *resv;
+	size_t resv_size;
+};
+
+static struct tbuf *tbuf_map(size_t psize, unsigned long npages, int prot,
+			     int flags, int fd, off_t off)
+{
+	struct tbuf *b = calloc(1, sizeof(*b));
+	void *p;
+
+	if (!b)
+		return NULL;
+	b->npages = npages;
+	b->size = npages * psize;
+	b->resv_size = b->size + 2 * psize;
+	b->resv = mmap(NULL, b->resv_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b->resv == MAP_FAILED)
+		goto fail;
+	p = mmap(b->resv + psize, b->size, prot, flags | MAP_FIXED, fd, off);
+	if (p == MAP_FAILED)
+		goto fail_unmap;
+	b->cpu = p;
+	/*
+	 * Private anonymous buffers stay in small pages unless a test asks
+	 * for THP: whether a THP backs a range is then never left to chance.
+	 */
+	if ((flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE))
+		madvise(b->cpu, b->size, MADV_NOHUGEPAGE);
+	b->dev = malloc(b->size);
+	b->snap = malloc(npages);
+	if (!b->dev || !b->snap)
+		goto fail_free;
+	memset(b->dev, 0, b->size);
+	return b;
+
+fail_free:
+	free(b->dev);
+	free(b->snap);
+fail_unmap:
+	munmap(b->resv, b->resv_size);
+fail:
+	free(b);
+	return NULL;
+}
+
+static struct tbuf *tbuf_anon(size_t psize, unsigned long npages, int prot)
+{
+	return tbuf_map(psize, npages, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+}
+
+static void tbuf_free(struct tbuf *b)
+{
+	if (!b)
+		return;
+	munmap(b->resv, b->resv_size);
+	free(b->dev);
+	free(b->snap);
+	free(b);
+}
+
+static char *tb_page(const struct tbuf *b, size_t psize, unsigned long i)
+{
+	return b->cpu + i * psize;
+}
+
+/* Run @req over pages [first, first + n) of @b, data in b->dev/b->snap. */
+static int tb_cmd_range(int fd, unsigned long req, struct tbuf *b,
+			size_t psize, unsigned long first, unsigned long n,
+			struct hmm_dmirror_cmd *c)
+{
+	void *ptr;
+
+	if (req == HMM_DMIRROR_SNAPSHOT)
+		ptr = b->snap + first;
+	else
+		ptr = b->dev + first * psize;
+	return dmirror(fd, req, b->cpu + first * psize, n, ptr, c);
+}
+
+static int tb_cmd(int fd, unsigned long req, struct tbuf *b,
+		  struct hmm_dmirror_cmd *c)
+{
+	return tb_cmd_range(fd, req, b, b->size / b->npages, 0, b->npages, c);
+}
+
+/* A file (memfd or an unlinked file in /tmp) of @size bytes of @seed. */
+static int data_file(bool memfd, size_t size, uint32_t seed)
+{
+	char path[] = "/tmp/hmm-tests-XXXXXX";
+	void *data;
+	int fd;
+
+	if (memfd) {
+		fd = memfd_create("hmm-tests", MFD_CLOEXEC);
+	} else {
+		fd = mkstemp(path);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		return -1;
+	data = malloc(size);
+	if (!data || ftruncate(fd, size)) {
+		free(data);
+		close(fd);
+		return -1;
+	}
+	pattern_fill(data, size, seed);
+	if (pwrite(fd, data, size, 0) != (ssize_t)size) {
+		free(data);
+		close(fd);
+		return -1;
+	}
+	free(data);
+	return fd;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshot checks                                                     */
+/* ------------------------------------------------------------------ */
+
+static const char *snap_name(unsigned char m)
+{
+	switch (m & 0xf0) {
+	case HMM_DMIRROR_PROT_ZERO:
+		return "zero";
+	case HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL:
+		return "private-local";
+	case HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE:
+		return "private-remote";
+	case HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL:
+		return "coherent-local";
+	case HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE:
+		return "coherent-remote";
+	case 0xf0:
+		return "error";
+	default:
+		return "system";
+	}
+}
+
+/*
+ * Snapshot @npages pages at @addr through @fd and compare page i with
+ * want[i] (or with want[0] for every page when @all). Every mismatch is
+ * logged before the test fails.
+ */
+static void snap_cmp(struct __test_metadata *_metadata, int fd, void *addr,
+		     unsigned long npages, const unsigned char *want, bool all)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned long i, bad = 0;
+	unsigned char *m = malloc(npages);
+
+	ASSERT_NE(NULL, m);
+	memset(m, 0xee, npages);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_SNAPSHOT, addr, npages, m, &c));
+	ASSERT_EQ(npages, c.cpages);
+	for (i = 0; i < npages; i++) {
+		unsigned char w = all ? want[0] : want[i];
+
+		if (m[i] == w)
+			continue;
+		if (bad++ < 8)
+			TH_LOG("page %lu: snapshot 0x%02x (%s), expected 0x%02x (%s)",
+			       i, m[i], snap_name(m[i]), w, snap_name(w));
+	}
+	free(m);
+	ASSERT_EQ(0, bad);
+}
+
+static void snap_all(struct __test_metadata *_metadata, int fd, void *addr,
+		     unsigned long npages, unsigned char want)
+{
+	snap_cmp(_metadata, fd, addr, npages, &want, true);
+}
+
+/* Snapshot byte of one page, or -errno. */
+static int snap_one(int fd, void *addr)
+{
+	unsigned char m = 0xee;
+	int ret = dmirror(fd, HMM_DMIRROR_SNAPSHOT, addr, 1, &m, NULL);
+
+	return ret ? ret : m;
+}
+
+/* A page that lives in ordinary system memory (readable or writable). */
+static bool snap_is_system(int m)
+{
+	return m == SNAP_R || m == SNAP_W;
+}
+
+/* ------------------------------------------------------------------ */
+/* Huge pages                                                          */
+/* ------------------------------------------------------------------ */
+
+static unsigned long read_ulong(const char *path, unsigned long dflt)
+{
+	unsigned long v;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return dflt;
+	if (fscanf(f, "%lu", &v) != 1)
+		v = dflt;
+	fclose(f);
+	return v;
+}
+
+static size_t pmd_size(void)
+{
+	return read_ulong(THP_PMD_SIZE_PATH, 2UL << 20);
+}
+
+/* Default hugetlb page size from /proc/meminfo, 0 if none. */
+static size_t hugetlb_size(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb << 10;
+}
+
+/* Size bit HMM reports for a mapping of @size bytes. */
+static unsigned char order_bit(size_t size)
+{
+	if (size == pmd_size())
+		return HMM_DMIRROR_PROT_PMD;
+	if (size == (1UL << 30))
+		return HMM_DMIRROR_PROT_PUD;
+	return 0;
+}
+
+/* AnonHugePages (kB) of the mapping that starts at @addr. */
+static unsigned long smaps_thp_kb(void *addr)
+{
+	char line[256];
+	unsigned long start, end, kb = 0;
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			if (in)
+				break;
+			in = start == (unsigned long)addr;
+			continue;
+		}
+		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+/*
+ * One PMD-sized, PMD-aligned private anonymous mapping backed by a single
+ * THP and filled with @seed, or NULL if the kernel will not provide a THP
+ * (fault-time allocation and MADV_COLLAPSE both refused).
+ */
+static struct tbuf *tbuf_thp(size_t psize, uint32_t seed)
+{
+	size_t hp = pmd_size();
+	struct tbuf *b = calloc(1, sizeof(*b));
+	uintptr_t start;
+
+	if (!b)
+		return NULL;
+	b->npages = hp / psize;
+	b->size = hp;
+	b->resv_size = 3 * hp;
+	b->resv = mmap(NULL, b->resv_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b->resv == MAP_FAILED) {
+		free(b);
+		return NULL;
+	}
+	start = ((uintptr_t)b->resv + hp - 1) & ~(uintptr_t)(hp - 1);
+	b->cpu = mmap((void *)start, hp, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	b->dev = malloc(hp);
+	b->snap = malloc(b->npages);
+	if (b->cpu == MAP_FAILED || !b->dev || !b->snap)
+		goto fail;
+	madvise(b->cpu, hp, MADV_HUGEPAGE);
+	pattern_fill(b->cpu, hp, seed);
+	if (smaps_thp_kb(b->cpu) < (hp >> 10)) {
+		madvise(b->cpu, hp, MADV_COLLAPSE);
+		if (smaps_thp_kb(b->cpu) < (hp >> 10))
+			goto fail;
+	}
+	return b;
+fail:
+	tbuf_free(b);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Child processes                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Forked children never use ASSERT_* (it would unwind into the harness in
+ * the wrong process); they report the failing line and exit non-zero.
+ */
+#define CHILD_CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "child: line %d: %s\n", __LINE__, #cond); \
+		_exit(1);						\
+	}								\
+} while (0)
+
+/* Exit status of @pid, or 128 + signal number. */
+static int child_wait(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                             */
+/* ------------------------------------------------------------------ */
+
+FIXTURE(hmm)
+{
+	int fd;		/* the device under test */
+	int peer;	/* another device of the same kind */
+	size_t ps;
+	bool stats;	/* HMM_DMIRROR_STATS available */
+};
+
+FIXTURE_VARIANT(hmm)
+{
+	int unit;
+	int peer_unit;
+	bool coherent;
+};
+
+FIXTURE_VARIANT_ADD(hmm, private)
+{
+	.unit = 0,
+	.peer_unit = 1,
+	.coherent = false,
+};
+
+FIXTURE_VARIANT_ADD(hmm, coherent)
+{
+	.unit = 2,
+	.peer_unit = 3,
+	.coherent = true,
+};
+
+FIXTURE_SETUP(hmm)
+{
+	int avail;
+
+	self->ps = sysconf(_SC_PAGESIZE);
+	self->fd = dev_open(variant->unit);
+	ASSERT_LE(0, self->fd)
+		TH_LOG("open " DEV_PATH_FMT ": %s (is test_hmm loaded with both coherent windows?)",
+		       variant->unit, strerror(errno));
+	self->peer = dev_open(variant->peer_unit);
+	ASSERT_LE(0, self->peer)
+		TH_LOG("open " DEV_PATH_FMT ": %s", variant->peer_unit,
+		       strerror(errno));
+	avail = stats_probe(self->fd);
+	ASSERT_LE(0, avail)
+		TH_LOG("HMM_DMIRROR_STATS: %s", strerror(-avail));
+	self->stats = avail;
+}
+
+FIXTURE_TEARDOWN(hmm)
+{
+	close(self->fd);
+	close(self->peer);
+}
+
+/* Snapshot byte of a page migrated to this device (@w: writable). */
+static unsigned char snap_local(const FIXTURE_VARIANT(hmm) *v, bool w)
+{
+	return (v->coherent ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+			      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL) |
+	       (w ? SNAP_W : SNAP_R);
+}
+
+/*
+ * Snapshot byte of a page migrated to the peer, as seen from this device.
+ * A coherent page is mapped by the CPU and reported as remote device
+ * memory; a private page of another device is not mapped at all and,
+ * since a snapshot never faults, it reads as not present.
+ */
+static unsigned char snap_remote(const FIXTURE_VARIANT(hmm) *v, bool w)
+{
+	if (!v->coherent)
+		return SNAP_NONE;
+	return HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | (w ? SNAP_W : SNAP_R);
+}
+
+/* Migrate a fresh buffer to the device and back: the device still works. */
+static void device_sane(struct __test_metadata *_metadata, int fd,
+			size_t ps)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(ps, 4, PROT_READ | PROT_WRITE);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 0x5a5e);
+	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(4, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 0x5a5e));
+	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 0x5a5e));
+	tbuf_free(b);
+}
+
+#define RW	(PROT_READ | PROT_WRITE)
+
+/* ------------------------------------------------------------------ */
+/* Devices and open files                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * All four nodes exist and each is the kind the suite assumes: a page
+ * migrated to units 0 and 1 is DEVICE_PRIVATE, to units 2 and 3
+ * DEVICE_COHERENT.
+ */
+TEST(device_nodes_and_kinds)
+{
+	size_t ps = sysconf(_SC_PAGESIZE);
+	int unit;
+
+	for (unit = 0; unit < 4; unit++) {
+		unsigned char want = unit < 2 ?
+			HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
+			HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL;
+		struct hmm_dmirror_cmd c;
+		struct stat st;
+		struct tbuf *b;
+		int fd = dev_open(unit);
+
+		ASSERT_LE(0, fd)
+			TH_LOG("open " DEV_PATH_FMT ": %s", unit,
+			       strerror(errno));
+		ASSERT_EQ(0, fstat(fd, &st));
+		ASSERT_TRUE(S_ISCHR(st.st_mode));
+
+		b = tbuf_anon(ps, 1, RW);
+		ASSERT_NE(NULL, b);
+		pattern_fill(b->cpu, ps, unit);
+		ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+		ASSERT_EQ(1, c.cpages);
+		ASSERT_EQ(want | SNAP_W, snap_one(fd, b->cpu))
+			TH_LOG("unit %d", unit);
+		ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+		ASSERT_EQ(1, c.cpages);
+		ASSERT_EQ(SNAP_W, snap_one(fd, b->cpu));
+		ASSERT_EQ(-1, pattern_check(b->cpu, ps, unit));
+		tbuf_free(b);
+		ASSERT_EQ(0, close(fd));
+	}
+}
+
+/*
+ * Opening and closing is cheap and repeatable, and every open file is its
+ * own mirror: closing one leaves another's mirror of the same range intact
+ * (it reads without faulting again).
+ */
+TEST_F(hmm, open_close)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b;
+	int i, fd;
+
+	for (i = 0; i < 32; i++) {
+		fd = dev_open(variant->unit);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, close(fd));
+	}
+
+	b = tbuf_anon(self->ps, 8, RW);
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 1);
+
+	fd = dev_open(variant->unit);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(0, close(fd));
+
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_EQ(0, c.faults);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 1));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading and writing through the mirror                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The device reads what the CPU wrote. The first read has to fault the
+ * range into the mirror, a second one is served from the mirror, and a
+ * later CPU store is seen by the next device read. 97 pages cross the
+ * driver's 64-page batches unevenly.
+ */
+TEST_F(hmm, read_populated)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 97, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 2);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 2));
+
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(0, c.faults);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 2));
+
+	pattern_fill(b->cpu, b->size, 3);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 3));
+
+	/* A sub-range on its own, starting mid-buffer. */
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_READ, b, self->ps,
+				  60, 7, &c));
+	ASSERT_EQ(7, c.cpages);
+	ASSERT_EQ(-1, pattern_check_from(b->dev + 60 * self->ps,
+					 7 * self->ps, 3, 60 * self->ps));
+
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * Reading memory nobody touched faults in the shared zero page (the device
+ * sees zeroes and the snapshot says zero page, read-only); writing such
+ * memory through the device allocates real pages the CPU then reads.
+ */
+TEST_F(hmm, unpopulated_memory)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_NONE);
+
+	memset(b->dev, 0xa5, b->size);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_READ, b, self->ps,
+				  0, 8, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(-1, bytes_check(b->dev, 8 * self->ps, 0));
+	snap_all(_metadata, self->fd, b->cpu, 8, SNAP_ZERO_R);
+
+	pattern_fill_from(b->dev + 8 * self->ps, 8 * self->ps, 4,
+			  8 * self->ps);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_WRITE, b, self->ps,
+				  8, 8, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(-1, pattern_check_from(b->cpu + 8 * self->ps,
+					 8 * self->ps, 4, 8 * self->ps));
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 8), 8, SNAP_W);
+
+	/* Writing over the zero pages replaces them. */
+	pattern_fill_from(b->dev, 8 * self->ps, 4, 0);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_WRITE, b, self->ps,
+				  0, 8, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 4));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * The device writes, the CPU reads; the data lands in the right pages and
+ * a write through one device is read back through another.
+ */
+TEST_F(hmm, write_populated)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 97, RW);
+
+	ASSERT_NE(NULL, b);
+	memset(b->cpu, 0x11, b->size);
+	pattern_fill(b->dev, b->size, 5);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 5));
+
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 5));
+	tbuf_free(b);
+}
+
+/*
+ * Read-only memory: the device may read it but a device write fails with
+ * EPERM and changes nothing; once the CPU mapping is writable again the
+ * same write goes through. Holds for populated and unpopulated pages.
+ */
+TEST_F(hmm, read_only_memory)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, 8 * self->ps, 6);
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, 8 * self->ps, 6));
+	ASSERT_EQ(-1, bytes_check(b->dev + 8 * self->ps, 8 * self->ps, 0));
+	snap_all(_metadata, self->fd, b->cpu, 8, SNAP_R);
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 8), 8,
+		 SNAP_ZERO_R);
+
+	pattern_fill(b->dev, b->size, 7);
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-EPERM, tb_cmd_range(self->fd, HMM_DMIRROR_WRITE, b,
+				       self->ps, 12, 1, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, 8 * self->ps, 6));
+	ASSERT_EQ(-1, bytes_check(b->cpu + 8 * self->ps, 8 * self->ps, 0));
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, RW));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 7));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * PROT_NONE memory cannot be touched by the device in any way: reads and
+ * writes fault (EFAULT), migration is refused (EINVAL), exclusive access
+ * is refused and a snapshot reports an error for each page.
+ */
+TEST_F(hmm, prot_none_memory)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 8, RW);
+	int ret;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 8);
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_NONE));
+
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-EINVAL, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  &c));
+	/* 6.12 reports the failed grab as EBUSY; EFAULT is as good. */
+	ret = tb_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, b, &c);
+	ASSERT_TRUE(ret == -EBUSY || ret == -EFAULT)
+		TH_LOG("EXCLUSIVE on PROT_NONE: %d", ret);
+	snap_all(_metadata, self->fd, b->cpu, 8, SNAP_ERR);
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 8));
+	tbuf_free(b);
+}
+
+/*
+ * mprotect() on a mirrored range takes effect for the device at once:
+ * read-only stops device writes (EPERM) but not reads, PROT_NONE stops
+ * both, and restoring read-write lets a device write through again.
+ */
+TEST_F(hmm, mprotect_while_mirrored)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 9);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	pattern_fill(b->dev, b->size, 10);
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 9));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_R);
+
+	ASSERT_EQ(0, mprotect(b->cpu + 8 * self->ps, 8 * self->ps,
+			      PROT_NONE));
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_READ, b, self->ps,
+				  0, 8, &c));
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 8), 8, SNAP_ERR);
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, RW));
+	pattern_fill(b->dev, b->size, 10);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 10));
+	tbuf_free(b);
+}
+
+/*
+ * A range mapped by mmap() of the device node itself (the driver inserts
+ * zeroed pages): the device sees ordinary read-only pages of zeroes.
+ */
+TEST_F(hmm, mmap_of_device_node)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned long npages = 4;
+	size_t size = npages * self->ps;
+	char *io = malloc(size);
+	char *p;
+
+	ASSERT_NE(NULL, io);
+	p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	snap_all(_metadata, self->fd, p, npages, SNAP_R);
+	memset(io, 0x77, size);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, p, npages, io, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, bytes_check(io, size, 0));
+	ASSERT_EQ(-1, bytes_check(p, size, 0));
+	ASSERT_EQ(0, munmap(p, size));
+	free(io);
+}
+
+/* ------------------------------------------------------------------ */
+/* Huge pages                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A THP is reported with the PMD order bit on every one of its pages, for
+ * reads and writes, and device writes go into it without splitting it.
+ */
+TEST_F(hmm, thp_mirror)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 11);
+
+	if (!b)
+		SKIP(return, "no THP available (THP disabled or no memory)");
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 SNAP_W | HMM_DMIRROR_PROT_PMD);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 11));
+
+	pattern_fill(b->dev, b->size, 12);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 12));
+	ASSERT_EQ(b->size >> 10, smaps_thp_kb(b->cpu));
+	snap_all(_metadata, self->peer, b->cpu, b->npages,
+		 SNAP_W | HMM_DMIRROR_PROT_PMD);
+	tbuf_free(b);
+}
+
+/*
+ * A THP migrates to the device (split into small device pages) and comes
+ * back with its data.
+ */
+TEST_F(hmm, thp_migrate)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 13);
+
+	if (!b)
+		SKIP(return, "no THP available (THP disabled or no memory)");
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 13));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(b->npages, DELTA(s0, s1, to_device));
+		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
+	}
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 13));
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * hugetlb memory: mirrored with the order of its page size (PMD for the
+ * usual 2 MiB pages), read and written by the device; migration of
+ * hugetlb memory is not supported and is refused with EINVAL.
+ */
+TEST_F(hmm, hugetlb_private)
+{
+	size_t hs = hugetlb_size();
+	unsigned long npages = hs / self->ps;
+	struct hmm_dmirror_cmd c;
+	char *p, *io;
+
+	ASSERT_NE(0, hs);
+	p = mmap(NULL, hs, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+		 -1, 0);
+	ASSERT_NE(MAP_FAILED, p)
+		TH_LOG("no huge page: is vm.nr_hugepages set?");
+	io = malloc(hs);
+	ASSERT_NE(NULL, io);
+	pattern_fill(p, hs, 14);
+
+	snap_all(_metadata, self->fd, p, npages, SNAP_W | order_bit(hs));
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, p, npages, io, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(io, hs, 14));
+
+	pattern_fill(io, hs, 15);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_WRITE, p, npages, io,
+			     &c));
+	ASSERT_EQ(-1, pattern_check(p, hs, 15));
+
+	ASSERT_EQ(-EINVAL, dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, p,
+				   npages, io, &c));
+	snap_all(_metadata, self->fd, p, npages, SNAP_W | order_bit(hs));
+	ASSERT_EQ(-1, pattern_check(p, hs, 15));
+	ASSERT_EQ(0, munmap(p, hs));
+	free(io);
+}
+
+/*
+ * A hugetlbfs file (memfd) mapped shared twice: a device write through
+ * one mapping is read by the CPU through the other and the reverse.
+ */
+TEST_F(hmm, hugetlbfs_shared)
+{
+	size_t hs = hugetlb_size();
+	unsigned long npages = hs / self->ps;
+	struct hmm_dmirror_cmd c;
+	char *a, *b, *io;
+	int mfd;
+
+	ASSERT_NE(0, hs);
+	mfd = memfd_create("hmm-tests-huge", MFD_HUGETLB | MFD_CLOEXEC);
+	ASSERT_LE(0, mfd) TH_LOG("hugetlbfs memfd: %s", strerror(errno));
+	ASSERT_EQ(0, ftruncate(mfd, hs));
+	a = mmap(NULL, hs, RW, MAP_SHARED, mfd, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	b = mmap(NULL, hs, RW, MAP_SHARED, mfd, 0);
+	ASSERT_NE(MAP_FAILED, b);
+	io = malloc(hs);
+	ASSERT_NE(NULL, io);
+
+	pattern_fill(io, hs, 16);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_WRITE, a, npages, io,
+			     &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b, hs, 16));
+	snap_all(_metadata, self->fd, a, npages, SNAP_W | order_bit(hs));
+
+	pattern_fill(b, hs, 17);
+	ASSERT_EQ(0, dmirror(self->peer, HMM_DMIRROR_READ, a, npages, io,
+			     &c));
+	ASSERT_EQ(-1, pattern_check(io, hs, 17));
+
+	ASSERT_EQ(0, munmap(a, hs));
+	ASSERT_EQ(0, munmap(b, hs));
+	free(io);
+	close(mfd);
+}
+
+/* Set the number of 1 GiB huge pages; false if that is not possible. */
+static bool set_nr_1g(unsigned long n)
+{
+	FILE *f = fopen(HUGE_1G_NR_PATH, "w");
+
+	if (!f)
+		return false;
+	fprintf(f, "%lu\n", n);
+	return !fclose(f);
+}
+
+static void *map_1g(void)
+{
+	return mmap(NULL, 1UL << 30, RW, MAP_PRIVATE | MAP_ANONYMOUS |
+		    MAP_HUGETLB | (30 << MAP_HUGE_SHIFT), -1, 0);
+}
+
+/*
+ * The order bits name the size of the CPU mapping: a mapping of the
+ * default hugetlb size (PMD-sized here) carries PMD and not PUD, and a
+ * 1 GiB hugetlb page carries PUD on every one of its pages.
+ *
+ * The 1 GiB half needs a gigantic page allocated at run time (1 GiB of
+ * contiguous free memory); when the kernel cannot provide one it is
+ * reported in the log and only the first half is asserted.
+ */
+TEST_F_TIMEOUT(hmm, hugetlb_order_bits, 120)
+{
+	const size_t gb = 1UL << 30, hs = hugetlb_size();
+	unsigned long old = read_ulong(HUGE_1G_NR_PATH, ~0UL), span = 64;
+	struct hmm_dmirror_cmd c;
+	bool raised = false;
+	char *p, *io;
+
+	ASSERT_NE(0, hs);
+	ASSERT_EQ(pmd_size(), hs) TH_LOG("default huge page is not PMD-sized");
+	p = mmap(NULL, hs, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+		 -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 1, hs);
+	snap_all(_metadata, self->fd, p, hs / self->ps,
+		 SNAP_W | HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(0, munmap(p, hs));
+
+	p = MAP_FAILED;
+	if (old != ~0UL) {
+		p = map_1g();
+		if (p == MAP_FAILED) {
+			raised = set_nr_1g(old + 1);
+			p = map_1g();
+		}
+	}
+	if (p == MAP_FAILED) {
+		if (raised)
+			set_nr_1g(old);
+		TH_LOG("no 1 GiB huge page available: PUD bit not exercised");
+		return;
+	}
+	io = malloc(span * self->ps);
+	ASSERT_NE(NULL, io);
+	pattern_fill(p, span * self->ps, 18);
+	pattern_fill(p + gb - span * self->ps, span * self->ps, 19);
+	snap_all(_metadata, self->fd, p, span,
+		 SNAP_W | HMM_DMIRROR_PROT_PUD);
+	snap_all(_metadata, self->fd, p + gb - span * self->ps, span,
+		 SNAP_W | HMM_DMIRROR_PROT_PUD);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ,
+			     p + gb - span * self->ps, span, io, &c));
+	ASSERT_EQ(-1, pattern_check(io, span * self->ps, 19));
+	ASSERT_EQ(0, munmap(p, gb));
+	free(io);
+	if (raised)
+		ASSERT_TRUE(set_nr_1g(old));
+}
+
+/* ------------------------------------------------------------------ */
+/* File mappings (tmpfs through memfd, and a file in /tmp)             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Shared file mapping: device reads see the file, device writes land in
+ * the file (read back with pread() and through a second mapping), and the
+ * CPU's writes through the second mapping are seen by the device. Page
+ * cache cannot move to device memory: a migration moves nothing and, on a
+ * mirror that has not seen the range, reports ENOENT.
+ */
+static void file_shared_body(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(hmm) *self, bool memfd)
+{
+	unsigned long npages = 24, i;
+	size_t size = npages * self->ps;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b;
+	char *other, *tmp;
+	int ffd, ret;
+
+	ffd = data_file(memfd, size, 20);
+	ASSERT_LE(0, ffd) TH_LOG("data file: %s", strerror(errno));
+	b = tbuf_map(self->ps, npages, RW, MAP_SHARED, ffd, 0);
+	ASSERT_NE(NULL, b);
+	other = mmap(NULL, size, RW, MAP_SHARED, ffd, 0);
+	ASSERT_NE(MAP_FAILED, other);
+	tmp = malloc(size);
+	ASSERT_NE(NULL, tmp);
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ret = tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c);
+	ASSERT_TRUE(ret == -ENOENT || (ret == 0 && c.cpages == 0))
+		TH_LOG("migrating page cache: %d, cpages %llu", ret,
+		       (unsigned long long)c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, size, 20));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
+	for (i = 0; i < npages; i++)
+		ASSERT_TRUE(snap_is_system(b->snap[i]))
+			TH_LOG("page %lu: 0x%02x", i, b->snap[i]);
+
+	pattern_fill(b->dev, size, 21);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ((ssize_t)size, pread(ffd, tmp, size, 0));
+	ASSERT_EQ(-1, pattern_check(tmp, size, 21));
+	ASSERT_EQ(-1, pattern_check(other, size, 21));
+	snap_all(_metadata, self->fd, b->cpu, npages, SNAP_W);
+
+	pattern_fill(other, size, 22);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, size, 22));
+
+	ASSERT_EQ(0, munmap(other, size));
+	tbuf_free(b);
+	free(tmp);
+	close(ffd);
+}
+
+/*
+ * Private file mapping: the device reads the file; a device write makes
+ * private copies (the file keeps its data) which, being anonymous memory,
+ * can then migrate to the device and back. Pages still shared with the
+ * page cache do not migrate.
+ */
+static void file_private_body(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(hmm) *self,
+			      const FIXTURE_VARIANT(hmm) *variant, bool memfd)
+{
+	unsigned long npages = 24, i;
+	size_t size = npages * self->ps;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b, *ro;
+	char *tmp;
+	int ffd, ret;
+
+	ffd = data_file(memfd, size, 23);
+	ASSERT_LE(0, ffd) TH_LOG("data file: %s", strerror(errno));
+	b = tbuf_map(self->ps, npages, RW, MAP_PRIVATE, ffd, 0);
+	ASSERT_NE(NULL, b);
+	ro = tbuf_map(self->ps, npages, RW, MAP_PRIVATE, ffd, 0);
+	ASSERT_NE(NULL, ro);
+	tmp = malloc(size);
+	ASSERT_NE(NULL, tmp);
+
+	/* Page cache pages, only read: not migrated. */
+	ASSERT_EQ(-1, pattern_check(ro->cpu, size, 23));
+	ret = tb_cmd(self->peer, HMM_DMIRROR_MIGRATE_TO_DEV, ro, &c);
+	ASSERT_TRUE(ret == -ENOENT || (ret == 0 && c.cpages == 0))
+		TH_LOG("migrating page cache: %d", ret);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_SNAPSHOT, ro, &c));
+	for (i = 0; i < npages; i++)
+		ASSERT_EQ(SNAP_R, ro->snap[i]) TH_LOG("page %lu", i);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, size, 23));
+
+	pattern_fill(b->dev, size, 24);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, size, 24));
+	ASSERT_EQ((ssize_t)size, pread(ffd, tmp, size, 0));
+	ASSERT_EQ(-1, pattern_check(tmp, size, 23));
+	ASSERT_EQ(-1, pattern_check(ro->cpu, size, 23));
+
+	memset(b->dev, 0, size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, size, 24));
+	snap_all(_metadata, self->fd, b->cpu, npages,
+		 snap_local(variant, true));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, size, 24));
+	ASSERT_EQ((ssize_t)size, pread(ffd, tmp, size, 0));
+	ASSERT_EQ(-1, pattern_check(tmp, size, 23));
+
+	tbuf_free(b);
+	tbuf_free(ro);
+	free(tmp);
+	close(ffd);
+}
+
+TEST_F(hmm, file_shared_memfd)
+{
+	file_shared_body(_metadata, self, true);
+}
+
+TEST_F(hmm, file_shared_tmp)
+{
+	file_shared_body(_metadata, self, false);
+}
+
+TEST_F(hmm, file_private_memfd)
+{
+	file_private_body(_metadata, self, variant, true);
+}
+
+TEST_F(hmm, file_private_tmp)
+{
+	file_private_body(_metadata, self, variant, false);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Migrate to the device and back with explicit commands. The device
+ * returns the data it now holds, the snapshot shows device pages local to
+ * it, migrating again moves nothing, and MIGRATE_TO_SYS brings every page
+ * home with its data.
+ */
+TEST_F(hmm, migrate_roundtrip)
+{
+	struct hmm_dmirror_stats s0, s1, s2;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 97, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 30);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 30));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(b->npages, DELTA(s0, s1, to_device));
+		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(0, DELTA(s0, s1, faults));
+	}
+
+	/* Already there: nothing moves, the data is still returned. */
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 30));
+	stats_get(_metadata, self->fd, self->stats, &s2);
+	if (self->stats)
+		ASSERT_EQ(0, DELTA(s1, s2, to_device));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 30));
+	stats_get(_metadata, self->fd, self->stats, &s2);
+	if (self->stats) {
+		ASSERT_EQ(b->npages, DELTA(s1, s2, to_system));
+		ASSERT_EQ(0, DELTA(s0, s2, pages_in_use));
+	}
+
+	/* Nothing left on the device: a second MIGRATE_TO_SYS is a no-op. */
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(0, c.cpages);
+	tbuf_free(b);
+}
+
+/*
+ * CPU access to migrated memory. A private page cannot be mapped by the
+ * CPU, so the fault migrates it home (a device "fault"); a coherent page
+ * is CPU memory and is read and written where it is, with no fault.
+ */
+TEST_F(hmm, migrate_then_cpu_access)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 97, RW);
+	unsigned long n = b ? b->npages : 0;
+	int m;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 31);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+
+	/* Read one page first, then everything, then write everything. */
+	ASSERT_EQ(-1, pattern_check(b->cpu, self->ps, 31));
+	m = snap_one(self->fd, b->cpu);
+	ASSERT_EQ(variant->coherent ? snap_local(variant, true) : SNAP_W, m);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 31));
+	pattern_fill(b->cpu, b->size, 32);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 32));
+
+	snap_all(_metadata, self->fd, b->cpu, n,
+		 variant->coherent ? snap_local(variant, true) : SNAP_W);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats && variant->coherent) {
+		ASSERT_EQ(0, DELTA(s0, s1, faults));
+		ASSERT_EQ(0, DELTA(s0, s1, to_system));
+		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+	} else if (self->stats) {
+		ASSERT_LE(1, DELTA(s0, s1, faults));
+		ASSERT_GE(n, DELTA(s0, s1, faults));
+		ASSERT_EQ(n, DELTA(s0, s1, to_system));
+		ASSERT_EQ(n, DELTA(s1, s0, pages_in_use));
+	}
+
+	/* What is left on the device goes home on request. */
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(variant->coherent ? n : 0, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 32));
+	tbuf_free(b);
+}
+
+/*
+ * Device eviction (HMM_DMIRROR_RELEASE) moves every page of the device
+ * back to system memory with its data, and the device can be used again
+ * afterwards.
+ */
+TEST_F(hmm, migrate_then_release)
+{
+	struct hmm_dmirror_stats s0, s1, s2;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 97, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 33);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_RELEASE, b, &c));
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 33));
+	stats_get(_metadata, self->fd, self->stats, &s2);
+	if (self->stats) {
+		ASSERT_LE(1, DELTA(s1, s2, evictions));
+		ASSERT_LE(b->npages, DELTA(s1, s2, to_system));
+		ASSERT_EQ(0, s2.pages_in_use);
+		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
+	}
+
+	pattern_fill(b->cpu, b->size, 34);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 34));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 34));
+	tbuf_free(b);
+}
+
+/*
+ * A partially populated range migrates whole: written pages keep their
+ * data, never-touched pages and zero-page mappings arrive as zeroes, and
+ * every page ends up writable device memory.
+ */
+TEST_F(hmm, migrate_mixed_population)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	size_t q = 4 * self->ps;
+	unsigned long i;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill_from(b->cpu, q, 35, 0);
+	for (i = 8; i < 12; i++)
+		cpu_touch(tb_page(b, self->ps, i));
+	pattern_fill_from(b->cpu + 3 * q, q, 35, 3 * q);
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 4), 4, SNAP_NONE);
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 8), 4,
+		 SNAP_ZERO_R);
+
+	memset(b->dev, 0xcc, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, 16, snap_local(variant, true));
+	ASSERT_EQ(-1, pattern_check_from(b->dev, q, 35, 0));
+	ASSERT_EQ(-1, bytes_check(b->dev + q, 2 * q, 0));
+	ASSERT_EQ(-1, pattern_check_from(b->dev + 3 * q, q, 35, 3 * q));
+
+	ASSERT_EQ(-1, pattern_check_from(b->cpu, q, 35, 0));
+	ASSERT_EQ(-1, bytes_check(b->cpu + q, 2 * q, 0));
+	ASSERT_EQ(-1, pattern_check_from(b->cpu + 3 * q, q, 35, 3 * q));
+	tbuf_free(b);
+}
+
+/*
+ * A range spanning several VMAs: read-write and read-only pieces migrate
+ * together, the read-only pages staying read-only on the device. A
+ * PROT_NONE piece stops the migration with EINVAL and nothing beyond it is
+ * moved.
+ */
+TEST_F(hmm, migrate_across_vmas)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 12, RW);
+	unsigned char want[12];
+	unsigned long i;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 36);
+	ASSERT_EQ(0, mprotect(tb_page(b, self->ps, 4), 4 * self->ps,
+			      PROT_READ));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(12, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 36));
+	for (i = 0; i < 12; i++)
+		want[i] = snap_local(variant, i < 4 || i >= 8);
+	snap_cmp(_metadata, self->fd, b->cpu, 12, want, false);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(12, c.cpages);
+	for (i = 0; i < 12; i++)
+		want[i] = (i < 4 || i >= 8) ? SNAP_W : SNAP_R;
+	snap_cmp(_metadata, self->fd, b->cpu, 12, want, false);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 36));
+
+	ASSERT_EQ(0, mprotect(tb_page(b, self->ps, 4), 4 * self->ps,
+			      PROT_NONE));
+	ASSERT_EQ(-EINVAL, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  &c));
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 4), 4, SNAP_ERR);
+	snap_all(_metadata, self->fd, tb_page(b, self->ps, 8), 4, SNAP_W);
+	ASSERT_EQ(-EINVAL, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				  &c));
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				  self->ps, 0, 4, &c));
+	snap_all(_metadata, self->fd, b->cpu, 4, SNAP_W);
+	ASSERT_EQ(-1, pattern_check(b->cpu, 4 * self->ps, 36));
+	ASSERT_EQ(-1, pattern_check_from(b->cpu + 8 * self->ps, 4 * self->ps,
+					 36, 8 * self->ps));
+	tbuf_free(b);
+}
+
+/*
+ * Shared anonymous memory is shmem: it cannot move to device memory, and
+ * the attempt leaves it in place.
+ */
+TEST_F(hmm, migrate_shared_anon_refused)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_map(self->ps, 8, RW, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+	int ret;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 37);
+	ret = tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c);
+	ASSERT_TRUE(ret == -ENOENT || (ret == 0 && c.cpages == 0))
+		TH_LOG("MIGRATE_TO_DEV of shared memory: %d", ret);
+	snap_all(_metadata, self->fd, b->cpu, 8, SNAP_W);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 37));
+	tbuf_free(b);
+}
+
+/*
+ * Repeated round trips, each moved home a different way (explicit command
+ * for coherent pages, CPU writes for private ones), keep the data and the
+ * counters consistent.
+ */
+TEST_F(hmm, migrate_repeatedly)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 70, RW);
+	unsigned int round, rounds = 8;
+
+	ASSERT_NE(NULL, b);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	for (round = 0; round < rounds; round++) {
+		pattern_fill(b->cpu, b->size, 40 + round);
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		ASSERT_EQ(-1, pattern_check(b->dev, b->size, 40 + round));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 40 + round));
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(variant->coherent ? b->npages : 0, c.cpages);
+	}
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(rounds * b->npages, DELTA(s0, s1, to_device));
+		ASSERT_EQ(rounds * b->npages, DELTA(s0, s1, to_system));
+		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+	}
+	tbuf_free(b);
+}
+
+/*
+ * Two devices of the same kind each hold half of a range. Each sees its
+ * own half as local and the other's as remote; MIGRATE_TO_SYS through one
+ * device brings back only its own pages.
+ */
+TEST_F(hmm, migrate_to_two_devices)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	unsigned char want[16];
+	unsigned long i;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 50);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  self->ps, 0, 8, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_EQ(0, tb_cmd_range(self->peer, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  self->ps, 8, 8, &c));
+	ASSERT_EQ(8, c.cpages);
+
+	for (i = 0; i < 16; i++)
+		want[i] = i < 8 ? snap_local(variant, true) :
+				  snap_remote(variant, true);
+	snap_cmp(_metadata, self->fd, b->cpu, 16, want, false);
+	for (i = 0; i < 16; i++)
+		want[i] = i >= 8 ? snap_local(variant, true) :
+				   snap_remote(variant, true);
+	snap_cmp(_metadata, self->peer, b->cpu, 16, want, false);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	for (i = 0; i < 16; i++)
+		want[i] = i < 8 ? SNAP_W : snap_remote(variant, true);
+	snap_cmp(_metadata, self->fd, b->cpu, 16, want, false);
+
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 50));
+	tbuf_free(b);
+}
+
+/*
+ * A private page and a coherent page in one range, on two devices of
+ * different kinds: each device's snapshot tells them apart.
+ */
+TEST(migrate_to_both_kinds)
+{
+	size_t ps = sysconf(_SC_PAGESIZE);
+	int priv = dev_open(0), coh = dev_open(2);
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b;
+
+	ASSERT_LE(0, priv);
+	ASSERT_LE(0, coh);
+	b = tbuf_anon(ps, 3, RW);
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 51);
+	ASSERT_EQ(0, tb_cmd_range(priv, HMM_DMIRROR_MIGRATE_TO_DEV, b, ps,
+				  0, 1, &c));
+	ASSERT_EQ(0, tb_cmd_range(coh, HMM_DMIRROR_MIGRATE_TO_DEV, b, ps,
+				  1, 1, &c));
+
+	ASSERT_EQ(0, tb_cmd(priv, HMM_DMIRROR_SNAPSHOT, b, &c));
+	ASSERT_EQ(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | SNAP_W, b->snap[0]);
+	ASSERT_EQ(HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | SNAP_W, b->snap[1]);
+	ASSERT_EQ(SNAP_W, b->snap[2]);
+	ASSERT_EQ(0, tb_cmd(coh, HMM_DMIRROR_SNAPSHOT, b, &c));
+	ASSERT_EQ(SNAP_NONE, b->snap[0]);
+	ASSERT_EQ(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | SNAP_W, b->snap[1]);
+	ASSERT_EQ(SNAP_W, b->snap[2]);
+
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 51));
+	ASSERT_EQ(0, tb_cmd(coh, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(1, c.cpages);
+	tbuf_free(b);
+	close(priv);
+	close(coh);
+}
+
+/* ------------------------------------------------------------------ */
+/* fork() and copy-on-write                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * After fork() both processes share the pages copy-on-write. Device
+ * writes in the child (through its own open file) and CPU writes break
+ * the sharing in the child only: the parent keeps its data, and its own
+ * mirror reads it back.
+ */
+TEST_F(hmm, fork_cow_writes)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 60);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = dev_open(variant->unit);
+
+		CHILD_CHECK(fd >= 0);
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 60) < 0);
+		CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_READ, b, &c));
+		CHILD_CHECK(pattern_check(b->dev, b->size, 60) < 0);
+		pattern_fill(b->dev, 8 * self->ps, 61);
+		CHILD_CHECK(!tb_cmd_range(fd, HMM_DMIRROR_WRITE, b, self->ps,
+					  0, 8, &c));
+		CHILD_CHECK(pattern_check(b->cpu, 8 * self->ps, 61) < 0);
+		pattern_fill_from(b->cpu + 8 * self->ps, 8 * self->ps, 62,
+				  8 * self->ps);
+		CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_READ, b, &c));
+		CHILD_CHECK(pattern_check(b->dev, 8 * self->ps, 61) < 0);
+		CHILD_CHECK(pattern_check_from(b->dev + 8 * self->ps,
+					       8 * self->ps, 62,
+					       8 * self->ps) < 0);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 60));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 60));
+	pattern_fill(b->dev, b->size, 63);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 63));
+	tbuf_free(b);
+}
+
+/*
+ * Shared anonymous memory stays shared across fork(): a device write in
+ * the child is what the parent's CPU and device then read.
+ */
+TEST_F(hmm, fork_shared_writes)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_map(self->ps, 16, RW, MAP_SHARED | MAP_ANONYMOUS,
+				  -1, 0);
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 64);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = dev_open(variant->unit);
+
+		CHILD_CHECK(fd >= 0);
+		pattern_fill(b->dev, b->size, 65);
+		CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_WRITE, b, &c));
+		CHILD_CHECK(c.cpages == b->npages);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 65));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 65));
+	tbuf_free(b);
+}
+
+/*
+ * fork() while the parent's pages are in device memory: the child reads
+ * the parent's data and its writes stay its own; the parent keeps its
+ * data and can write it again.
+ */
+TEST_F(hmm, fork_with_device_pages_in_parent)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 66);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 66) < 0);
+		pattern_fill(b->cpu, b->size, 67);
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 67) < 0);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 66));
+	pattern_fill(b->cpu, b->size, 68);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 68));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 68));
+	tbuf_free(b);
+}
+
+/*
+ * The other direction: after fork() the child migrates the still shared
+ * pages to its device. The parent reads its (identical) data while the
+ * child holds them, then writes its own; the child's view is unaffected.
+ */
+TEST_F(hmm, fork_with_device_pages_in_child)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	int to_child[2], to_parent[2];
+	char tok = 0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 69);
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fd = dev_open(variant->unit);
+
+		CHILD_CHECK(fd >= 0);
+		CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+		CHILD_CHECK(c.cpages == b->npages);
+		CHILD_CHECK(pattern_check(b->dev, b->size, 69) < 0);
+		CHILD_CHECK(write(to_parent[1], "m", 1) == 1);
+		CHILD_CHECK(read(to_child[0], &tok, 1) == 1);
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 69) < 0);
+		pattern_fill(b->cpu, b->size, 70);
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 70) < 0);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(to_parent[0], &tok, 1));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 69));
+	pattern_fill(b->cpu, b->size, 71);
+	ASSERT_EQ(1, write(to_child[1], "g", 1));
+	ASSERT_EQ(0, child_wait(pid));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 71));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Address space changes under mirrored or migrated memory             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * mremap() moves device pages with the mapping: the new address shows
+ * them, the old one is gone. A mirrored (not migrated) range is read at
+ * its new address and reading the old one fails.
+ */
+TEST_F(hmm, mremap_device_pages)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	struct tbuf *dst = tbuf_anon(self->ps, 16, PROT_NONE);
+	char *q;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, dst);
+	pattern_fill(b->cpu, b->size, 72);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+
+	q = mremap(b->cpu, b->size, b->size, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   dst->cpu);
+	ASSERT_EQ(dst->cpu, q);
+	snap_all(_metadata, self->fd, q, 16, snap_local(variant, true));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_ERR);
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, dmirror(self->peer, HMM_DMIRROR_READ, q, 16, dst->dev,
+			     &c));
+	ASSERT_EQ(-1, pattern_check(dst->dev, dst->size, 72));
+	ASSERT_EQ(-1, pattern_check(q, dst->size, 72));
+
+	/* Mirrored only. */
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, q, 16,
+			     NULL, &c));
+	ASSERT_EQ(b->cpu, mmap(b->cpu, b->size, RW,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	pattern_fill(b->cpu, b->size, 73);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, munmap(q, dst->size));
+	q = mremap(b->cpu, b->size, b->size, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   dst->cpu);
+	ASSERT_EQ(dst->cpu, q);
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, q, 16, dst->dev,
+			     &c));
+	ASSERT_EQ(-1, pattern_check(dst->dev, dst->size, 73));
+	tbuf_free(b);
+	tbuf_free(dst);
+}
+
+/*
+ * mprotect() on migrated memory: the device pages lose write permission
+ * with the mapping (and keep it lost until written again), PROT_NONE makes
+ * them unreachable for everyone, and with read-write restored the CPU
+ * writes them. Private pages touched by the CPU come home on the way;
+ * coherent ones never move.
+ */
+TEST_F(hmm, mprotect_device_pages)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	size_t half;
+
+	ASSERT_NE(NULL, b);
+	half = b->size / 2;
+	pattern_fill(b->cpu, b->size, 78);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	snap_all(_metadata, self->fd, b->cpu, 16, snap_local(variant, false));
+	ASSERT_EQ(-1, pattern_check(b->cpu, half, 78));
+	snap_all(_metadata, self->fd, b->cpu, 8,
+		 variant->coherent ? snap_local(variant, false) : SNAP_R);
+	snap_all(_metadata, self->fd, b->cpu + half, 8,
+		 snap_local(variant, false));
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_NONE));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_ERR);
+	ASSERT_EQ(-EFAULT, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, RW));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 78));
+	pattern_fill(b->cpu, b->size, 79);
+	snap_all(_metadata, self->fd, b->cpu, 16,
+		 variant->coherent ? snap_local(variant, true) : SNAP_W);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(variant->coherent ? 16 : 0, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 79));
+	tbuf_free(b);
+}
+
+/*
+ * MADV_DONTNEED drops device pages like any other: the range reads as
+ * fresh zeroes and the device gets its pages back. On a mirrored range
+ * the device sees the zeroes too.
+ */
+TEST_F(hmm, dontneed_device_pages)
+{
+	struct hmm_dmirror_stats s0, s1, s2;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	size_t half;
+
+	ASSERT_NE(NULL, b);
+	half = b->size / 2;
+	pattern_fill(b->cpu, b->size, 74);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+
+	ASSERT_EQ(0, madvise(b->cpu, half, MADV_DONTNEED));
+	snap_all(_metadata, self->fd, b->cpu, 8, SNAP_NONE);
+	snap_all(_metadata, self->fd, b->cpu + half, 8,
+		 snap_local(variant, true));
+	stats_get(_metadata, self->fd, self->stats, &s2);
+	if (self->stats) {
+		ASSERT_EQ(16, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(8, DELTA(s2, s1, pages_in_use));
+		ASSERT_EQ(0, DELTA(s1, s2, to_system));
+	}
+	ASSERT_EQ(-1, bytes_check(b->cpu, half, 0));
+	ASSERT_EQ(-1, pattern_check_from(b->cpu + half, half, 74, half));
+
+	/* Mirrored range. */
+	pattern_fill(b->cpu, b->size, 75);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_DONTNEED));
+	memset(b->dev, 0xcc, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
+	tbuf_free(b);
+}
+
+/*
+ * munmap() of device pages frees them; the range is then unknown to the
+ * device (EFAULT to read, EINVAL to migrate, errors in a snapshot).
+ */
+TEST_F(hmm, munmap_device_pages)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 76);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(0, munmap(b->cpu, b->size));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(16, DELTA(s0, s1, to_device));
+	}
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_ERR);
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-EINVAL, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				  &c));
+	ASSERT_EQ(-EINVAL, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  &c));
+	device_sane(_metadata, self->fd, self->ps);
+	tbuf_free(b);
+}
+
+struct unmap_race {
+	int fd;
+	char *addr;
+	unsigned long npages;
+	char *io;
+	bool stop;
+	unsigned long done, faulted;
+	int unexpected;
+};
+
+static void *unmap_race_reader(void *arg)
+{
+	struct unmap_race *r = arg;
+	struct hmm_dmirror_cmd c;
+	int ret;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		ret = dmirror(r->fd, HMM_DMIRROR_READ, r->addr, r->npages,
+			      r->io, &c);
+		if (!ret)
+			r->done++;
+		else if (ret == -EFAULT || ret == -EBUSY)
+			r->faulted++;
+		else
+			r->unexpected = ret;
+		if (r->unexpected)
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * Tear the mapping down and put it back over and over while another
+ * thread reads it through the device: every read either completes or
+ * fails cleanly (EFAULT, or EBUSY if it kept losing the race).
+ */
+TEST_F_TIMEOUT(hmm, munmap_races_device_reads, 120)
+{
+	struct unmap_race r = { .fd = self->fd, .npages = 32 };
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 32, RW);
+	pthread_t th;
+	int i;
+	void *p;
+
+	ASSERT_NE(NULL, b);
+	r.addr = b->cpu;
+	r.io = b->dev;
+	pattern_fill(b->cpu, b->size, 77);
+	ASSERT_EQ(0, pthread_create(&th, NULL, unmap_race_reader, &r));
+	for (i = 0; i < 300; i++) {
+		ASSERT_EQ(0, munmap(b->cpu, b->size));
+		p = mmap(b->cpu, b->size, RW,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		ASSERT_EQ(b->cpu, p);
+		pattern_fill(b->cpu, b->size, 77);
+		/*
+		 * Migrate through the other device: the reader's own device
+		 * must not meet its own private pages behind its back (see
+		 * read_own_private_pages_after_invalidation).
+		 */
+		if (i % 3 == 0)
+			tb_cmd(self->peer, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c);
+	}
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(0, r.unexpected);
+	ASSERT_LT(0, r.done + r.faulted);
+
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, dmirror(self->peer, HMM_DMIRROR_READ, b->cpu, 32,
+			     b->dev, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 77));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Process exit and file release with device pages                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A process that exits holding device pages (and its open file) gives
+ * them all back: the device's pages in use return to where they were and
+ * the device keeps working.
+ */
+TEST_F(hmm, exit_with_device_pages)
+{
+	struct hmm_dmirror_stats s0, s1;
+	pid_t pid;
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct hmm_dmirror_cmd c;
+		int fd = dev_open(variant->unit);
+		struct tbuf *b = tbuf_anon(self->ps, 64, RW);
+
+		CHILD_CHECK(fd >= 0 && b);
+		pattern_fill(b->cpu, b->size, 80);
+		CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+		CHILD_CHECK(c.cpages == 64);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(s0.pages_in_use, s1.pages_in_use);
+		ASSERT_EQ(64, DELTA(s0, s1, to_device));
+	}
+	device_sane(_metadata, self->fd, self->ps);
+}
+
+/*
+ * The same when the process is killed while it holds device pages and
+ * exclusive access to other pages.
+ */
+TEST_F(hmm, killed_with_device_pages_and_exclusive)
+{
+	struct hmm_dmirror_stats s0, s1;
+	pid_t pid;
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct hmm_dmirror_cmd c;
+		int fd = dev_open(variant->unit);
+		struct tbuf *b = tbuf_anon(self->ps, 32, RW);
+
+		CHILD_CHECK(fd >= 0 && b);
+		pattern_fill(b->cpu, b->size, 81);
+		CHILD_CHECK(!tb_cmd_range(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+					  self->ps, 0, 16, &c));
+		CHILD_CHECK(!tb_cmd_range(fd, HMM_DMIRROR_EXCLUSIVE, b,
+					  self->ps, 16, 16, &c));
+		kill(getpid(), SIGKILL);
+		_exit(1);
+	}
+	ASSERT_EQ(128 + SIGKILL, child_wait(pid));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(s0.pages_in_use, s1.pages_in_use);
+	device_sane(_metadata, self->fd, self->ps);
+}
+
+struct ioctl_loop {
+	int fd;
+	unsigned long req;
+	struct tbuf *b;
+};
+
+static void *ioctl_loop_fn(void *arg)
+{
+	struct ioctl_loop *l = arg;
+	struct hmm_dmirror_cmd c;
+
+	for (;;) {
+		tb_cmd(l->fd, l->req, l->b, &c);
+		if (l->req == HMM_DMIRROR_MIGRATE_TO_DEV)
+			tb_cmd(l->fd, HMM_DMIRROR_MIGRATE_TO_SYS, l->b, &c);
+	}
+	return NULL;
+}
+
+/*
+ * A process exits while its threads are inside device commands (reads on
+ * one device, migrations to and from another): the exit completes, no
+ * device page stays in use, and the devices keep working.
+ */
+TEST_F(hmm, exit_during_device_commands)
+{
+	struct hmm_dmirror_stats s0, s1, p0, p1;
+	pid_t pid;
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	stats_get(_metadata, self->peer, self->stats, &p0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct ioctl_loop rd, mig;
+		struct tbuf *b = tbuf_anon(self->ps, 64, RW);
+		pthread_t t;
+
+		CHILD_CHECK(b);
+		pattern_fill(b->cpu, b->size, 83);
+		rd.fd = dev_open(variant->unit);
+		rd.req = HMM_DMIRROR_READ;
+		rd.b = b;
+		mig.fd = dev_open(variant->peer_unit);
+		mig.req = HMM_DMIRROR_MIGRATE_TO_DEV;
+		mig.b = b;
+		CHILD_CHECK(rd.fd >= 0 && mig.fd >= 0);
+		CHILD_CHECK(!pthread_create(&t, NULL, ioctl_loop_fn, &rd));
+		CHILD_CHECK(!pthread_create(&t, NULL, ioctl_loop_fn, &mig));
+		usleep(200 * 1000);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	stats_get(_metadata, self->peer, self->stats, &p1);
+	if (self->stats) {
+		ASSERT_EQ(s0.pages_in_use, s1.pages_in_use);
+		ASSERT_EQ(p0.pages_in_use, p1.pages_in_use);
+	}
+	device_sane(_metadata, self->fd, self->ps);
+	device_sane(_metadata, self->peer, self->ps);
+}
+
+/*
+ * An open file mirrors the address space of the process that opened it.
+ * A child that inherits it across fork() and uses it reaches the parent's
+ * memory, not its own; a driver may instead refuse the foreign caller.
+ * Either way the child's own pages are never what the device sees.
+ */
+TEST_F(hmm, inherited_file_mirrors_opener)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 4, RW);
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 84);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int ret;
+
+		pattern_fill(b->cpu, b->size, 85);
+		memset(b->dev, 0, b->size);
+		ret = tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c);
+		if (ret) {
+			CHILD_CHECK(ret == -EINVAL || ret == -EPERM ||
+				    ret == -EFAULT);
+			_exit(2);
+		}
+		CHILD_CHECK(pattern_check(b->dev, b->size, 84) < 0);
+		pattern_fill(b->dev, b->size, 86);
+		CHILD_CHECK(!tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 85) < 0);
+		_exit(0);
+	}
+	status = child_wait(pid);
+	ASSERT_TRUE(status == 0 || status == 2) TH_LOG("child: %d", status);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, status ? 84 : 86));
+	tbuf_free(b);
+}
+
+/*
+ * Closing the file through which pages were migrated, while they are
+ * still mapped, loses no data: the process reads it all afterwards.
+ */
+TEST_F(hmm, close_with_device_pages)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 40, RW);
+	int fd = dev_open(variant->unit);
+
+	ASSERT_NE(NULL, b);
+	ASSERT_LE(0, fd);
+	pattern_fill(b->cpu, b->size, 82);
+	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(40, c.cpages);
+	ASSERT_EQ(0, close(fd));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 82));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 82));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Several devices on one page, and snapshots                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Two devices mirror the same pages and both follow CPU and device
+ * writes. When one of them migrates the pages, the other reading them
+ * gets the data: a private page is faulted home for it (a fault on the
+ * owning device), a coherent page is read in place.
+ */
+TEST_F(hmm, two_devices_one_page)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 8, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 90);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 90));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 90));
+
+	pattern_fill(b->cpu, b->size, 91);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 91));
+	pattern_fill(b->dev, b->size, 92);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_WRITE, b, &c));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 92));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 92));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 92));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (variant->coherent) {
+		snap_all(_metadata, self->fd, b->cpu, 8,
+			 snap_local(variant, true));
+		snap_all(_metadata, self->peer, b->cpu, 8,
+			 snap_remote(variant, true));
+		if (self->stats)
+			ASSERT_EQ(0, DELTA(s0, s1, faults));
+	} else {
+		snap_all(_metadata, self->fd, b->cpu, 8, SNAP_W);
+		if (self->stats) {
+			ASSERT_LE(1, DELTA(s0, s1, faults));
+			ASSERT_EQ(8, DELTA(s0, s1, to_system));
+		}
+	}
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 92));
+	tbuf_free(b);
+}
+
+/*
+ * One snapshot over a range holding every kind of page the driver can
+ * describe, from both devices' point of view. Taking it faults nothing
+ * in: device pages stay where they are and exclusive access survives.
+ */
+TEST_F(hmm, snapshot_page_kinds)
+{
+	enum {
+		K_HOLE, K_PROT_NONE, K_UNTOUCHED, K_ZERO, K_RO, K_RW,
+		K_LOCAL, K_REMOTE, K_LOCAL_RO, K_EXCLUSIVE, K_SHARED_FILE,
+		K_PRIVATE_FILE, K_NR
+	};
+	size_t ps = self->ps;
+	unsigned char want[K_NR];
+	struct hmm_dmirror_cmd c;
+	char *r, *io = malloc(ps);
+	int ffd, i;
+
+	ASSERT_NE(NULL, io);
+	r = mmap(NULL, K_NR * ps, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	ASSERT_NE(MAP_FAILED, mmap(r + K_UNTOUCHED * ps,
+				   (K_PRIVATE_FILE - K_UNTOUCHED) * ps, RW,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				   -1, 0));
+	ASSERT_EQ(0, madvise(r + K_UNTOUCHED * ps,
+			     (K_SHARED_FILE - K_UNTOUCHED) * ps,
+			     MADV_NOHUGEPAGE));
+	ASSERT_EQ(0, munmap(r + K_HOLE * ps, ps));
+
+	cpu_touch(r + K_ZERO * ps);
+	pattern_fill(r + K_RO * ps, ps, 100);
+	ASSERT_EQ(0, mprotect(r + K_RO * ps, ps, PROT_READ));
+	pattern_fill(r + K_RW * ps, 5 * ps, 101);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+			     r + K_LOCAL * ps, 1, io, &c));
+	ASSERT_EQ(0, dmirror(self->peer, HMM_DMIRROR_MIGRATE_TO_DEV,
+			     r + K_REMOTE * ps, 1, io, &c));
+	ASSERT_EQ(0, mprotect(r + K_LOCAL_RO * ps, ps, PROT_READ));
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+			     r + K_LOCAL_RO * ps, 1, io, &c));
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_EXCLUSIVE,
+			     r + K_EXCLUSIVE * ps, 1, io, &c));
+
+	ffd = data_file(true, 2 * ps, 102);
+	ASSERT_LE(0, ffd);
+	ASSERT_NE(MAP_FAILED, mmap(r + K_SHARED_FILE * ps, ps, RW,
+				   MAP_SHARED | MAP_FIXED, ffd, 0));
+	ASSERT_NE(MAP_FAILED, mmap(r + K_PRIVATE_FILE * ps, ps, RW,
+				   MAP_PRIVATE | MAP_FIXED, ffd, ps));
+	r[K_SHARED_FILE * ps] = 1;
+	cpu_touch(r + K_PRIVATE_FILE * ps);
+
+	want[K_HOLE] = SNAP_ERR;
+	want[K_PROT_NONE] = SNAP_ERR;
+	want[K_UNTOUCHED] = SNAP_NONE;
+	want[K_ZERO] = SNAP_ZERO_R;
+	want[K_RO] = SNAP_R;
+	want[K_RW] = SNAP_W;
+	want[K_LOCAL] = snap_local(variant, true);
+	want[K_REMOTE] = snap_remote(variant, true);
+	want[K_LOCAL_RO] = snap_local(variant, false);
+	/* A device-exclusive entry is not a present CPU mapping. */
+	want[K_EXCLUSIVE] = SNAP_NONE;
+	want[K_SHARED_FILE] = SNAP_W;
+	want[K_PRIVATE_FILE] = SNAP_R;
+	snap_cmp(_metadata, self->fd, r, K_NR, want, false);
+
+	want[K_LOCAL] = snap_remote(variant, true);
+	want[K_REMOTE] = snap_local(variant, true);
+	want[K_LOCAL_RO] = snap_remote(variant, false);
+	snap_cmp(_metadata, self->peer, r, K_NR, want, false);
+
+	/* Nothing moved, exclusive access still held. */
+	ASSERT_EQ(snap_local(variant, true), snap_one(self->fd,
+						      r + K_LOCAL * ps));
+	ASSERT_EQ(-EPERM, dmirror(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE,
+				  r + K_EXCLUSIVE * ps, 1, NULL, &c));
+
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(-1, pattern_check_from(r + (K_RW + i) * ps, ps, 101,
+						 i * ps));
+	ASSERT_EQ(-1, pattern_check(r + K_RO * ps, ps, 100));
+	ASSERT_EQ(0, munmap(r, K_NR * ps));
+	close(ffd);
+	free(io);
+}
+
+/* ------------------------------------------------------------------ */
+/* Exclusive (atomic) access                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Exclusive access hands the device the data and takes the pages away
+ * from the CPU page tables; device reads keep it. A CPU access to a page
+ * ends it for that page only, and the data is intact throughout.
+ */
+TEST_F(hmm, exclusive_access)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 110);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 110));
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
+				 &c));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_NONE);
+
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 110));
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
+				 &c));
+
+	/* The CPU reads page 0: only page 0 loses exclusive access. */
+	ASSERT_EQ(-1, pattern_check(b->cpu, self->ps, 110));
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
+				  self->ps, 0, 1, &c));
+	ASSERT_EQ(-EPERM, tb_cmd_range(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE,
+				       b, self->ps, 1, 15, &c));
+	ASSERT_EQ(SNAP_W, snap_one(self->fd, b->cpu));
+
+	pattern_fill(b->cpu, b->size, 111);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b, &c));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 111));
+
+	/* Exclusive access can be taken again, by the other device too. */
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_EXCLUSIVE, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 111));
+	ASSERT_EQ(-EPERM, tb_cmd(self->peer, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
+				 &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 111));
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_CHECK_EXCLUSIVE, b, &c));
+	tbuf_free(b);
+}
+
+/*
+ * Write-protecting exclusively held memory: the device can no longer
+ * write it (EPERM), the CPU still reads the data.
+ */
+TEST_F(hmm, exclusive_mprotect)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 112);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	pattern_fill(b->dev, b->size, 113);
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 112));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_R);
+	tbuf_free(b);
+}
+
+/*
+ * fork() with exclusively held memory: parent and child each keep the
+ * data as it was and their later writes stay their own.
+ */
+TEST_F(hmm, exclusive_fork_cow)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 114);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, b, &c));
+	ASSERT_EQ(16, c.cpages);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 114) < 0);
+		pattern_fill(b->cpu, b->size, 115);
+		CHILD_CHECK(pattern_check(b->cpu, b->size, 115) < 0);
+		_exit(0);
+	}
+	ASSERT_EQ(0, child_wait(pid));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 114));
+	pattern_fill(b->cpu, b->size, 116);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 116));
+	tbuf_free(b);
+}
+
+/*
+ * Exclusive access to memory backed by a THP.
+ *
+ * Tests a 6.12 bug: on unmodified 6.12.117 this fails with EBUSY, since
+ * make_device_exclusive_range() leaves the THP unsplit and then refuses
+ * its tail pages. Fixed by patches/mm-rmap-device-exclusive-thp.patch.
+ */
+TEST_F(hmm, exclusive_thp)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 117);
+
+	if (!b)
+		SKIP(return, "no THP available (THP disabled or no memory)");
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 117));
+	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
+				 &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 117));
+	pattern_fill(b->cpu, b->size, 118);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b, &c));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 118));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* get_user_pages() and long-term pins (through gup_test)              */
+/* ------------------------------------------------------------------ */
+
+static int gup_open(void)
+{
+	return open(GUP_TEST_PATH, O_RDWR | O_CLOEXEC);
+}
+
+static int gup_run(int gfd, unsigned long req, void *addr, size_t size)
+{
+	struct gup_test g;
+
+	memset(&g, 0, sizeof(g));
+	g.addr = (uintptr_t)addr;
+	g.size = size;
+	g.nr_pages_per_call = 1;
+	g.gup_flags = GUP_FOLL_WRITE;
+	return ioctl(gfd, req, &g) ? -errno : 0;
+}
+
+/*
+ * Short-term references: GUP on coherent device pages returns them where
+ * they are; on private pages (which the CPU cannot map) it first brings
+ * them home. A long-term pin may never hold device memory: both kinds are
+ * migrated to system memory before being pinned.
+ */
+TEST_F(hmm, gup_on_device_pages)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 12, RW);
+	unsigned char want[12];
+	int gfd = gup_open(), i;
+
+	ASSERT_LE(0, gfd) TH_LOG(GUP_TEST_PATH ": %s", strerror(errno));
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 120);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(12, c.cpages);
+
+	ASSERT_EQ(0, gup_run(gfd, GUP_BASIC_TEST, b->cpu, 4 * self->ps));
+	ASSERT_EQ(0, gup_run(gfd, PIN_BASIC_TEST, tb_page(b, self->ps, 4),
+			     4 * self->ps));
+	ASSERT_EQ(0, gup_run(gfd, PIN_LONGTERM_BENCHMARK,
+			     tb_page(b, self->ps, 8), 4 * self->ps));
+	for (i = 0; i < 12; i++)
+		want[i] = i < 8 && variant->coherent ?
+			snap_local(variant, true) : SNAP_W;
+	snap_cmp(_metadata, self->fd, b->cpu, 12, want, false);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 120));
+	close(gfd);
+	tbuf_free(b);
+}
+
+/*
+ * While a long-term pin is held (PIN_LONGTERM_TEST_START): the pinned
+ * pages are in system memory with the data, and the device cannot
+ * migrate them. Once unpinned they migrate again.
+ */
+TEST_F(hmm, longterm_pin_blocks_migration)
+{
+	struct pin_longterm_test pin;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	__u64 dst;
+	int gfd = gup_open(), ret;
+
+	ASSERT_LE(0, gfd) TH_LOG(GUP_TEST_PATH ": %s", strerror(errno));
+	ASSERT_NE(NULL, b);
+	ioctl(gfd, PIN_LONGTERM_TEST_STOP);
+	pattern_fill(b->cpu, b->size, 121);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+
+	memset(&pin, 0, sizeof(pin));
+	pin.addr = (uintptr_t)b->cpu;
+	pin.size = b->size;
+	pin.flags = PIN_LONGTERM_TEST_FLAG_USE_WRITE;
+	ASSERT_EQ(0, ioctl(gfd, PIN_LONGTERM_TEST_START, &pin))
+		TH_LOG("PIN_LONGTERM_TEST_START: %s", strerror(errno));
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+
+	memset(b->dev, 0, b->size);
+	dst = (uintptr_t)b->dev;
+	ASSERT_EQ(0, ioctl(gfd, PIN_LONGTERM_TEST_READ, &dst));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 121));
+
+	ret = tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c);
+	ASSERT_TRUE(ret == -ENOENT || (ret == 0 && c.cpages == 0))
+		TH_LOG("MIGRATE_TO_DEV of pinned pages: %d, cpages %llu",
+		       ret, (unsigned long long)c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_W);
+
+	ASSERT_EQ(0, ioctl(gfd, PIN_LONGTERM_TEST_STOP));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, 16, snap_local(variant, true));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 121));
+	close(gfd);
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Concurrency                                                         */
+/* ------------------------------------------------------------------ */
+
+struct cpu_reader {
+	char *addr;
+	size_t size;
+	uint32_t seed;
+	bool stop;
+	unsigned long passes;
+	long bad;
+};
+
+static void *cpu_reader_fn(void *arg)
+{
+	struct cpu_reader *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		long off = pattern_check(r->addr, r->size, r->seed);
+
+		if (off >= 0) {
+			r->bad = off;
+			break;
+		}
+		r->passes++;
+	}
+	return NULL;
+}
+
+/*
+ * A thread keeps reading the data with the CPU while the main thread
+ * migrates it back and forth. Whatever interleaving happens, every CPU
+ * read sees the right data and migration only ever fails cleanly.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_cpu_reads, 120)
+{
+	struct cpu_reader r = { .seed = 130, .bad = -1 };
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 64, RW);
+	pthread_t th;
+	int i, ret;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 130);
+	r.addr = b->cpu;
+	r.size = b->size;
+	ASSERT_EQ(0, pthread_create(&th, NULL, cpu_reader_fn, &r));
+	for (i = 0; i < 200 && r.bad < 0; i++) {
+		ret = tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c);
+		ASSERT_TRUE(ret == 0 || ret == -ENOENT || ret == -EBUSY)
+			TH_LOG("MIGRATE_TO_DEV: %d", ret);
+		ret = tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c);
+		ASSERT_TRUE(ret == 0 || ret == -EBUSY)
+			TH_LOG("MIGRATE_TO_SYS: %d", ret);
+	}
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(-1, r.bad);
+	ASSERT_LT(0, r.passes);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 130));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * HMM_DMIRROR_STATS reports per-device counters: activity on one device
+ * moves its counters and not its peer's, and a bad argument is EFAULT.
+ * Without the command (6.12) it must at least be refused consistently.
+ */
+TEST_F(hmm, stats_per_device)
+{
+	struct hmm_dmirror_stats a0, a1, p0, p1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b;
+
+	ASSERT_EQ(-1, ioctl(self->fd, HMM_DMIRROR_STATS, NULL));
+	ASSERT_EQ(EFAULT, errno);
+	if (!self->stats) {
+		ASSERT_EQ(0, stats_probe(self->peer));
+		return;
+	}
+	ASSERT_EQ(1, stats_probe(self->peer));
+
+	b = tbuf_anon(self->ps, 10, RW);
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 140);
+	stats_get(_metadata, self->fd, true, &a0);
+	stats_get(_metadata, self->peer, true, &p0);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	stats_get(_metadata, self->fd, true, &a1);
+	ASSERT_EQ(10, DELTA(a0, a1, to_device));
+	ASSERT_EQ(10, DELTA(a0, a1, pages_in_use));
+	ASSERT_LE(a1.pages_in_use, a1.pages_total);
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	stats_get(_metadata, self->fd, true, &a1);
+	ASSERT_EQ(10, DELTA(a0, a1, to_system));
+	ASSERT_EQ(0, DELTA(a0, a1, pages_in_use));
+	ASSERT_EQ(0, DELTA(a0, a1, faults));
+	ASSERT_EQ(0, DELTA(a0, a1, evictions));
+
+	stats_get(_metadata, self->peer, true, &p1);
+	ASSERT_EQ(0, memcmp(&p0, &p1, sizeof(p0)));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Bad input                                                           */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+	unsigned long req;
+	const char *name;
+} range_cmds[] = {
+	{ HMM_DMIRROR_READ, "READ" },
+	{ HMM_DMIRROR_WRITE, "WRITE" },
+	{ HMM_DMIRROR_MIGRATE_TO_DEV, "MIGRATE_TO_DEV" },
+	{ HMM_DMIRROR_MIGRATE_TO_SYS, "MIGRATE_TO_SYS" },
+	{ HMM_DMIRROR_SNAPSHOT, "SNAPSHOT" },
+	{ HMM_DMIRROR_EXCLUSIVE, "EXCLUSIVE" },
+	{ HMM_DMIRROR_CHECK_EXCLUSIVE, "CHECK_EXCLUSIVE" },
+	{ HMM_DMIRROR_RELEASE, "RELEASE" },
+};
+
+#define NR_RANGE_CMDS	ARRAY_SIZE(range_cmds)
+
+/* Accepted results for each command, in range_cmds order. */
+struct bad_expect {
+	int ok[NR_RANGE_CMDS][4];	/* RES_END terminated */
+};
+
+static bool result_ok(int ret, const int *ok)
+{
+	for (; *ok != RES_END; ok++)
+		if (*ok == ret)
+			return true;
+	return false;
+}
+
+/*
+ * Issue every range command with @addr/@npages/@ptr, in range_cmds order,
+ * and check each result against @e; a command whose row starts with
+ * RES_END is not issued. The callers' inputs are such that no command's
+ * side effects change a later one's result. The device must still work
+ * afterwards.
+ */
+static void bad_input_run(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(hmm) *self, const char *what,
+			  unsigned long addr, unsigned long npages,
+			  unsigned long ptr, const struct bad_expect *e)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < NR_RANGE_CMDS; i++) {
+		if (e->ok[i][0] == RES_END)
+			continue;
+		ret = dmirror_raw(self->fd, range_cmds[i].req, addr, npages,
+				  ptr, &c);
+		EXPECT_TRUE(result_ok(ret, e->ok[i]))
+			TH_LOG("%s: %s returned %d (%s)", what,
+			       range_cmds[i].name, ret,
+			       ret ? strerror(-ret) : "success");
+	}
+	device_sane(_metadata, self->fd, self->ps);
+}
+
+/* The same expectation for every command. */
+static void bad_expect_all(struct bad_expect *e, int a, int b)
+{
+	unsigned int i;
+
+	for (i = 0; i < NR_RANGE_CMDS; i++) {
+		e->ok[i][0] = a;
+		e->ok[i][1] = b;
+		e->ok[i][2] = RES_END;
+	}
+}
+
+static void bad_expect_set(struct bad_expect *e, unsigned long req, int a,
+			   int b, int c)
+{
+	unsigned int i;
+
+	for (i = 0; i < NR_RANGE_CMDS; i++) {
+		if (range_cmds[i].req != req)
+			continue;
+		e->ok[i][0] = a;
+		e->ok[i][1] = b;
+		e->ok[i][2] = c;
+		e->ok[i][3] = RES_END;
+	}
+}
+
+/*
+ * RELEASE evicts the whole device and does not need the range; 6.12 still
+ * validates it like the others, a driver that ignores it may succeed.
+ */
+static void bad_expect_range_check(struct bad_expect *e)
+{
+	bad_expect_all(e, -EINVAL, RES_END);
+	bad_expect_set(e, HMM_DMIRROR_RELEASE, -EINVAL, 0, RES_END);
+}
+
+/* An unaligned address is EINVAL for every command. */
+TEST_F(hmm, bad_unaligned_addr)
+{
+	struct tbuf *b = tbuf_anon(self->ps, 2, RW);
+	struct bad_expect e;
+
+	ASSERT_NE(NULL, b);
+	bad_expect_range_check(&e);
+	bad_input_run(_metadata, self, "addr + 1", (unsigned long)b->cpu + 1,
+		      1, (unsigned long)b->dev, &e);
+	bad_input_run(_metadata, self, "addr + 2048",
+		      (unsigned long)b->cpu + self->ps / 2, 1,
+		      (unsigned long)b->dev, &e);
+	tbuf_free(b);
+}
+
+/* An empty range is EINVAL for every command. */
+TEST_F(hmm, bad_zero_npages)
+{
+	struct tbuf *b = tbuf_anon(self->ps, 2, RW);
+	struct bad_expect e;
+
+	ASSERT_NE(NULL, b);
+	bad_expect_range_check(&e);
+	bad_input_run(_metadata, self, "npages 0", (unsigned long)b->cpu, 0,
+		      (unsigned long)b->dev, &e);
+	tbuf_free(b);
+}
+
+/*
+ * Ranges whose end wraps around the address space, or whose size in
+ * bytes does not fit in 64 bits, are EINVAL for every command.
+ */
+TEST_F(hmm, bad_overflowing_range)
+{
+	struct tbuf *b = tbuf_anon(self->ps, 2, RW);
+	unsigned long addr, shift = __builtin_ctzl(self->ps);
+	struct bad_expect e;
+
+	ASSERT_NE(NULL, b);
+	addr = (unsigned long)b->cpu;
+	bad_expect_range_check(&e);
+	bad_input_run(_metadata, self, "end wraps", addr, ~0UL >> shift,
+		      (unsigned long)b->dev, &e);
+	bad_input_run(_metadata, self, "last page + 1",
+		      ~0UL & ~(self->ps - 1), 1, (unsigned long)b->dev, &e);
+	bad_input_run(_metadata, self, "size == 2^64", addr,
+		      1UL << (64 - shift), (unsigned long)b->dev, &e);
+	bad_input_run(_metadata, self, "npages ~0", addr, ~0UL,
+		      (unsigned long)b->dev, &e);
+
+	/*
+	 * Tests a 6.12 bug: 6.12 shifts npages without checking, so
+	 * 2^52 + 1 pages become a one-page command that succeeds. Only
+	 * checked on the rewritten driver (the one with STATS).
+	 */
+	if (self->stats)
+		bad_input_run(_metadata, self, "size == 2^64 + 1 page", addr,
+			      (1UL << (64 - shift)) + 1,
+			      (unsigned long)b->dev, &e);
+	tbuf_free(b);
+}
+
+/*
+ * A range far larger than anything mapped (2^36 pages from a mapped
+ * buffer). 6.12 fails it at the first point it notices: the bounce buffer
+ * allocation for READ/WRITE (ENOMEM), the first unmapped VMA for
+ * migration (EINVAL), the end of the result buffer for SNAPSHOT (EFAULT),
+ * the first page it cannot grab for EXCLUSIVE (EBUSY). A driver that
+ * rejects such a range up front may say EINVAL instead. 6.12 walks the
+ * whole range for CHECK_EXCLUSIVE one page at a time (hours), so that one
+ * is only issued to the rewritten driver.
+ */
+TEST_F(hmm, bad_huge_npages)
+{
+	struct tbuf *b = tbuf_anon(self->ps, 4, RW);
+	struct tbuf *out = tbuf_anon(self->ps, 1, RW);
+	struct bad_expect e;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, out);
+	pattern_fill(b->cpu, b->size, 150);
+	bad_expect_all(&e, RES_END, RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_READ, -ENOMEM, -EINVAL, -EFAULT);
+	bad_expect_set(&e, HMM_DMIRROR_WRITE, -ENOMEM, -EINVAL, -EFAULT);
+	bad_expect_set(&e, HMM_DMIRROR_MIGRATE_TO_DEV, -EINVAL, -EFAULT,
+		       RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_MIGRATE_TO_SYS, -EINVAL, -EFAULT,
+		       RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_SNAPSHOT, -EFAULT, -EINVAL, RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_EXCLUSIVE, -EBUSY, -EINVAL, -EFAULT);
+	if (self->stats)
+		bad_expect_set(&e, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, -EINVAL,
+			       RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_RELEASE, 0, -EINVAL, RES_END);
+	bad_input_run(_metadata, self, "npages 2^36", (unsigned long)b->cpu,
+		      1UL << 36, (unsigned long)out->cpu, &e);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 150));
+	tbuf_free(b);
+	tbuf_free(out);
+}
+
+/*
+ * An address where nothing is mapped, in user space and in the kernel's
+ * half. Data commands fault (EFAULT), migration finds no VMA (EINVAL),
+ * exclusive access cannot grab the page (6.12: EBUSY), a snapshot
+ * describes the page as an error, and CHECK_EXCLUSIVE finds nothing held.
+ */
+static void bad_addr_body(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(hmm) *self, const char *what,
+			  unsigned long addr)
+{
+	struct tbuf *b = tbuf_anon(self->ps, 1, RW);
+	struct hmm_dmirror_cmd c;
+	struct bad_expect e;
+	unsigned char m = 0;
+	int ret;
+
+	ASSERT_NE(NULL, b);
+	bad_expect_all(&e, RES_END, RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_READ, -EFAULT, -EINVAL, RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_WRITE, -EFAULT, -EINVAL, RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_MIGRATE_TO_DEV, -EINVAL, -EFAULT,
+		       RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_MIGRATE_TO_SYS, -EINVAL, -EFAULT,
+		       RES_END);
+	bad_expect_set(&e, HMM_DMIRROR_EXCLUSIVE, -EBUSY, -EFAULT, -EINVAL);
+	bad_expect_set(&e, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, -EINVAL, -EFAULT);
+	bad_expect_set(&e, HMM_DMIRROR_RELEASE, 0, -EINVAL, RES_END);
+	bad_input_run(_metadata, self, what, addr, 1, (unsigned long)b->dev,
+		      &e);
+
+	ret = dmirror_raw(self->fd, HMM_DMIRROR_SNAPSHOT, addr, 1,
+			  (unsigned long)&m, &c);
+	if (ret == 0) {
+		ASSERT_EQ(1, c.cpages);
+		ASSERT_EQ(SNAP_ERR, m);
+	} else {
+		/*
+		 * EOVERFLOW: 6.12 steps through the range 64 pages at a
+		 * time, and near the top of the address space the step
+		 * wraps and its notifier refuses the wrapped interval.
+		 */
+		ASSERT_TRUE(ret == -EFAULT || ret == -EINVAL ||
+			    ret == -EOVERFLOW)
+			TH_LOG("%s: SNAPSHOT returned %d", what, ret);
+	}
+	tbuf_free(b);
+}
+
+TEST_F(hmm, bad_unmapped_addr)
+{
+	/*
+	 * A one-page hole between two reserved pages: no mapping the test
+	 * makes afterwards (all of them two pages or more) can land in it.
+	 */
+	char *r = mmap(NULL, 3 * self->ps, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, r);
+	ASSERT_EQ(0, munmap(r + self->ps, self->ps));
+	bad_addr_body(_metadata, self, "unmapped address",
+		      (unsigned long)r + self->ps);
+	ASSERT_EQ(SNAP_ERR, snap_one(self->fd, r + self->ps));
+	ASSERT_EQ(0, munmap(r, 3 * self->ps));
+}
+
+TEST_F(hmm, bad_kernel_addr)
+{
+	/* Start of the upper (kernel) half on 48- and 57-bit layouts. */
+	bad_addr_body(_metadata, self, "kernel address", 0xffff800000000000UL);
+	bad_addr_body(_metadata, self, "next to last page",
+		      (~0UL & ~(self->ps - 1)) - self->ps);
+}
+
+/*
+ * A valid range with a data pointer to unmapped memory: commands that
+ * copy data fail with EFAULT (and leave the CPU's data intact), commands
+ * that take no data succeed.
+ */
+TEST_F(hmm, bad_data_ptr)
+{
+	struct tbuf *hole = tbuf_anon(self->ps, 1, PROT_NONE);
+	unsigned int i;
+
+	ASSERT_NE(NULL, hole);
+	for (i = 0; i < NR_RANGE_CMDS; i++) {
+		struct tbuf *b = tbuf_anon(self->ps, 2, RW);
+		unsigned long req = range_cmds[i].req;
+		struct hmm_dmirror_cmd c;
+		bool takes_data = req != HMM_DMIRROR_MIGRATE_TO_SYS &&
+				  req != HMM_DMIRROR_CHECK_EXCLUSIVE &&
+				  req != HMM_DMIRROR_RELEASE;
+		int ret;
+
+		ASSERT_NE(NULL, b);
+		pattern_fill(b->cpu, b->size, 151);
+		ret = dmirror(self->fd, req, b->cpu, 2, hole->cpu, &c);
+		EXPECT_EQ(takes_data ? -EFAULT : 0, ret)
+			TH_LOG("%s with a bad data pointer", range_cmds[i].name);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 151));
+		tbuf_free(b);
+	}
+	tbuf_free(hole);
+	device_sane(_metadata, self->fd, self->ps);
+}
+
+/*
+ * The ioctl argument itself is a bad pointer: EFAULT for every command,
+ * STATS included (RELEASE may not read it at all).
+ */
+TEST_F(hmm, bad_arg_ptr)
+{
+	struct tbuf *hole = tbuf_anon(self->ps, 1, PROT_NONE);
+	void *args[] = { NULL, NULL, (void *)1 };
+	unsigned int i, j;
+	int ret;
+
+	ASSERT_NE(NULL, hole);
+	args[1] = hole->cpu;
+	for (j = 0; j < ARRAY_SIZE(args); j++) {
+		for (i = 0; i < NR_RANGE_CMDS; i++) {
+			ret = ioctl(self->fd, range_cmds[i].req, args[j]);
+			ret = ret ? -errno : 0;
+			if (range_cmds[i].req == HMM_DMIRROR_RELEASE &&
+			    ret == 0)
+				continue;
+			EXPECT_EQ(-EFAULT, ret)
+				TH_LOG("%s with arg %p", range_cmds[i].name,
+				       args[j]);
+		}
+		ret = ioctl(self->fd, HMM_DMIRROR_STATS, args[j]);
+		EXPECT_EQ(-EFAULT, ret ? -errno : 0)
+			TH_LOG("STATS with arg %p", args[j]);
+	}
+	tbuf_free(hole);
+	device_sane(_metadata, self->fd, self->ps);
+}
+
+/*
+ * Commands the driver does not know, including known numbers with the
+ * wrong direction or size and another driver's type: refused (ENOTTY, or
+ * EINVAL from 6.12) with no effect on a perfectly valid argument.
+ */
+TEST_F(hmm, bad_unknown_command)
+{
+	const unsigned long reqs[] = {
+		_IOWR('H', 0x09, struct hmm_dmirror_cmd),
+		_IOWR('H', 0x7f, struct hmm_dmirror_cmd),
+		_IOWR('H', 0xff, struct hmm_dmirror_cmd),
+		_IO('H', 0x00),
+		_IOW('H', 0x02, struct hmm_dmirror_cmd),
+		_IOWR('H', 0x02, __u64),
+		_IOWR('h', 0x02, struct hmm_dmirror_cmd),
+		_IOR('H', 0x08, __u32),
+		0,
+	};
+	struct tbuf *b = tbuf_anon(self->ps, 2, RW);
+	unsigned int i;
+	int ret;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 152);
+	for (i = 0; i < ARRAY_SIZE(reqs); i++) {
+		struct hmm_dmirror_cmd c;
+
+		ret = dmirror(self->fd, reqs[i], b->cpu, 2, b->dev, &c);
+		EXPECT_TRUE(ret == -ENOTTY || ret == -EINVAL)
+			TH_LOG("request 0x%lx returned %d", reqs[i], ret);
+	}
+	snap_all(_metadata, self->fd, b->cpu, 2, SNAP_W);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b, NULL));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 152));
+	tbuf_free(b);
+}
+
+/*
+ * A device reading its own private pages after the CPU page tables
+ * changed under its mirror (here an mprotect() round trip) gets the data
+ * and leaves the pages on the device.
+ *
+ * Tests a 6.12 bug: the 6.12 driver then copies from the device-private
+ * struct page itself, which has no memory behind it (an oops), so the
+ * private variant only runs against the rewritten driver (the one with
+ * STATS). Coherent pages are real memory and work on 6.12.
+ */
+TEST_F(hmm, read_own_device_pages_after_invalidation)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b;
+
+	if (!variant->coherent && !self->stats) {
+		TH_LOG("6.12 driver: not run (it would oops)");
+		return;
+	}
+	b = tbuf_anon(self->ps, 8, RW);
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, 160);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, RW));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(8, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 160));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
+	ASSERT_EQ(snap_local(variant, true) & ~(SNAP_R | SNAP_W),
+		  b->snap[0] & ~(SNAP_R | SNAP_W));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 160));
+	tbuf_free(b);
+}
+
+TEST_HARNESS_MAIN
