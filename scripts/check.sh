@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # make check: what a maintainer runs before taking the series.
-#   checkpatch --strict on every patch and on every file we own
+#   checkpatch --strict on every patch of the series and on every file we own
 #   scripts/kernel-doc -Wall on our kernel files
 #   W=1 and sparse (C=2) builds of our kernel objects, no warnings
 #   every in-tree user of our headers compiled, and link-checked
@@ -17,9 +17,11 @@ mapfile -t users < <(grep -v '^#' "$TOP/config/users.list")
 
 checkpatch() {
 	local bad=0 p
-	for p in "$TOP"/patches/*.patch; do
-		[[ -e $p ]] || continue
-		"$TREE/scripts/checkpatch.pl" --strict --no-tree -q "$p" || bad=1
+	# The series as a reviewer receives it (make series, without builds).
+	"$here/series.py" "$TOP" "$CACHE" "$BASE" "$TREE" "$TOP/out/series" "$out" --no-build
+	for p in "$TOP"/out/series/0*.patch "$TOP"/patches/*.patch; do
+		[[ -e $p && $p != */0000-cover-letter.patch ]] || continue
+		(cd "$TREE" && scripts/checkpatch.pl --strict --no-tree -q "$p") || bad=1
 	done
 	(cd "$TOP/linux" && find . -type f \( -name '*.[ch]' \) | sed 's|^\./||' | sort) |
 	while read -r f; do

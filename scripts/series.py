@@ -101,14 +101,15 @@ def main():
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy(src, dst)
             touched.append(f)
-            git(repo, 'add', f)
+            git(repo, 'add', '-f', f)
         if c.get('kunit'):
             # Now put back the include blocks the core commits left out.
-            for f in sorted(os.listdir(os.path.join(top, 'linux', 'mm'))):
+            mmdir = os.path.join(top, 'linux', 'mm')
+            for f in sorted(os.listdir(mmdir) if os.path.isdir(mmdir) else []):
                 src = os.path.join(top, 'linux', 'mm', f)
                 if f.endswith('.c') and KUNIT_BLOCK.search(open(src).read()):
                     shutil.copy(src, os.path.join(repo, 'mm', f))
-                    git(repo, 'add', 'mm/' + f)
+                    git(repo, 'add', '-f', 'mm/' + f)
                     touched.append('mm/' + f)
         if kunit_later and not c.get('kunit'):
             for f in touched:
@@ -118,7 +119,7 @@ def main():
                     stripped = KUNIT_BLOCK.sub('\n', text)
                     if stripped != text:
                         open(p, 'w').write(stripped)
-                        git(repo, 'add', f)
+                        git(repo, 'add', '-f', f)
         if not git(repo, 'diff', '--cached', '--name-only', quiet=True).stdout.strip():
             print('series: "%s" has nothing yet, left out' % c['subject'])
             continue

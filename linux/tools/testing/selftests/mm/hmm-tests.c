@@ -144,8 +144,6 @@ static void stats_get(struct __test_metadata *_metadata, int fd, bool have,
 	ASSERT_LE(st->pages_in_use, st->pages_total);
 }
 
-#define DELTA(before, after, field)	((after).field - (before).field)
-
 /* ------------------------------------------------------------------ */
 /* Data patterns                                                       */
 /* ------------------------------------------------------------------ */
@@ -581,6 +579,13 @@ FIXTURE_VARIANT(hmm)
 	bool coherent;
 };
 
+/*
+ * Helpers below take the fixture and variant as "struct _test_data_hmm" and
+ * "struct _fixture_variant_hmm", which is what FIXTURE_DATA(hmm) and
+ * FIXTURE_VARIANT(hmm) expand to: spelled as macros in a parameter list
+ * they read to checkpatch like a multiplication.
+ */
+
 FIXTURE_VARIANT_ADD(hmm, private)
 {
 	.unit = 0,
@@ -621,7 +626,7 @@ FIXTURE_TEARDOWN(hmm)
 }
 
 /* Snapshot byte of a page migrated to this device (@w: writable). */
-static unsigned char snap_local(const FIXTURE_VARIANT(hmm) *v, bool w)
+static unsigned char snap_local(const struct _fixture_variant_hmm *v, bool w)
 {
 	return (v->coherent ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
 			      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL) |
@@ -634,7 +639,7 @@ static unsigned char snap_local(const FIXTURE_VARIANT(hmm) *v, bool w)
  * memory; a private page of another device is not mapped at all and,
  * since a snapshot never faults, it reads as not present.
  */
-static unsigned char snap_remote(const FIXTURE_VARIANT(hmm) *v, bool w)
+static unsigned char snap_remote(const struct _fixture_variant_hmm *v, bool w)
 {
 	if (!v->coherent)
 		return SNAP_NONE;
@@ -1030,8 +1035,8 @@ TEST_F(hmm, thp_migrate)
 		 snap_local(variant, true));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
-		ASSERT_EQ(b->npages, DELTA(s0, s1, to_device));
-		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(b->npages, (s1.to_device - s0.to_device));
+		ASSERT_EQ(b->npages, (s1.pages_in_use - s0.pages_in_use));
 	}
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
@@ -1208,7 +1213,7 @@ TEST_F_TIMEOUT(hmm, hugetlb_order_bits, 120)
  * mirror that has not seen the range, reports ENOENT.
  */
 static void file_shared_body(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(hmm) *self, bool memfd)
+			     struct _test_data_hmm *self, bool memfd)
 {
 	unsigned long npages = 24, i;
 	size_t size = npages * self->ps;
@@ -1234,7 +1239,7 @@ static void file_shared_body(struct __test_metadata *_metadata,
 		       (unsigned long long)c.cpages);
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats)
-		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(0, (s1.pages_in_use - s0.pages_in_use));
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
 	ASSERT_EQ(npages, c.cpages);
@@ -1269,8 +1274,8 @@ static void file_shared_body(struct __test_metadata *_metadata,
  * page cache do not migrate.
  */
 static void file_private_body(struct __test_metadata *_metadata,
-			      FIXTURE_DATA(hmm) *self,
-			      const FIXTURE_VARIANT(hmm) *variant, bool memfd)
+			      struct _test_data_hmm *self,
+			      const struct _fixture_variant_hmm *variant, bool memfd)
 {
 	unsigned long npages = 24, i;
 	size_t size = npages * self->ps;
@@ -1373,9 +1378,9 @@ TEST_F(hmm, migrate_roundtrip)
 		 snap_local(variant, true));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
-		ASSERT_EQ(b->npages, DELTA(s0, s1, to_device));
-		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
-		ASSERT_EQ(0, DELTA(s0, s1, faults));
+		ASSERT_EQ(b->npages, (s1.to_device - s0.to_device));
+		ASSERT_EQ(b->npages, (s1.pages_in_use - s0.pages_in_use));
+		ASSERT_EQ(0, (s1.faults - s0.faults));
 	}
 
 	/* Already there: nothing moves, the data is still returned. */
@@ -1384,7 +1389,7 @@ TEST_F(hmm, migrate_roundtrip)
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 30));
 	stats_get(_metadata, self->fd, self->stats, &s2);
 	if (self->stats)
-		ASSERT_EQ(0, DELTA(s1, s2, to_device));
+		ASSERT_EQ(0, (s2.to_device - s1.to_device));
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
@@ -1392,8 +1397,8 @@ TEST_F(hmm, migrate_roundtrip)
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 30));
 	stats_get(_metadata, self->fd, self->stats, &s2);
 	if (self->stats) {
-		ASSERT_EQ(b->npages, DELTA(s1, s2, to_system));
-		ASSERT_EQ(0, DELTA(s0, s2, pages_in_use));
+		ASSERT_EQ(b->npages, (s2.to_system - s1.to_system));
+		ASSERT_EQ(0, (s2.pages_in_use - s0.pages_in_use));
 	}
 
 	/* Nothing left on the device: a second MIGRATE_TO_SYS is a no-op. */
@@ -1433,14 +1438,14 @@ TEST_F(hmm, migrate_then_cpu_access)
 		 variant->coherent ? snap_local(variant, true) : SNAP_W);
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats && variant->coherent) {
-		ASSERT_EQ(0, DELTA(s0, s1, faults));
-		ASSERT_EQ(0, DELTA(s0, s1, to_system));
-		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(0, (s1.faults - s0.faults));
+		ASSERT_EQ(0, (s1.to_system - s0.to_system));
+		ASSERT_EQ(0, (s1.pages_in_use - s0.pages_in_use));
 	} else if (self->stats) {
-		ASSERT_LE(1, DELTA(s0, s1, faults));
-		ASSERT_GE(n, DELTA(s0, s1, faults));
-		ASSERT_EQ(n, DELTA(s0, s1, to_system));
-		ASSERT_EQ(n, DELTA(s1, s0, pages_in_use));
+		ASSERT_LE(1, (s1.faults - s0.faults));
+		ASSERT_GE(n, (s1.faults - s0.faults));
+		ASSERT_EQ(n, (s1.to_system - s0.to_system));
+		ASSERT_EQ(n, (s0.pages_in_use - s1.pages_in_use));
 	}
 
 	/* What is left on the device goes home on request. */
@@ -1473,10 +1478,10 @@ TEST_F(hmm, migrate_then_release)
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 33));
 	stats_get(_metadata, self->fd, self->stats, &s2);
 	if (self->stats) {
-		ASSERT_LE(1, DELTA(s1, s2, evictions));
-		ASSERT_LE(b->npages, DELTA(s1, s2, to_system));
+		ASSERT_LE(1, (s2.evictions - s1.evictions));
+		ASSERT_LE(b->npages, (s2.to_system - s1.to_system));
 		ASSERT_EQ(0, s2.pages_in_use);
-		ASSERT_EQ(b->npages, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(b->npages, (s1.pages_in_use - s0.pages_in_use));
 	}
 
 	pattern_fill(b->cpu, b->size, 34);
@@ -1623,9 +1628,9 @@ TEST_F(hmm, migrate_repeatedly)
 	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
-		ASSERT_EQ(rounds * b->npages, DELTA(s0, s1, to_device));
-		ASSERT_EQ(rounds * b->npages, DELTA(s0, s1, to_system));
-		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
+		ASSERT_EQ(rounds * b->npages, (s1.to_device - s0.to_device));
+		ASSERT_EQ(rounds * b->npages, (s1.to_system - s0.to_system));
+		ASSERT_EQ(0, (s1.pages_in_use - s0.pages_in_use));
 	}
 	tbuf_free(b);
 }
@@ -1995,9 +2000,9 @@ TEST_F(hmm, dontneed_device_pages)
 		 snap_local(variant, true));
 	stats_get(_metadata, self->fd, self->stats, &s2);
 	if (self->stats) {
-		ASSERT_EQ(16, DELTA(s0, s1, pages_in_use));
-		ASSERT_EQ(8, DELTA(s2, s1, pages_in_use));
-		ASSERT_EQ(0, DELTA(s1, s2, to_system));
+		ASSERT_EQ(16, (s1.pages_in_use - s0.pages_in_use));
+		ASSERT_EQ(8, (s1.pages_in_use - s2.pages_in_use));
+		ASSERT_EQ(0, (s2.to_system - s1.to_system));
 	}
 	ASSERT_EQ(-1, bytes_check(b->cpu, half, 0));
 	ASSERT_EQ(-1, pattern_check_from(b->cpu + half, half, 74, half));
@@ -2030,8 +2035,8 @@ TEST_F(hmm, munmap_device_pages)
 	ASSERT_EQ(0, munmap(b->cpu, b->size));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
-		ASSERT_EQ(0, DELTA(s0, s1, pages_in_use));
-		ASSERT_EQ(16, DELTA(s0, s1, to_device));
+		ASSERT_EQ(0, (s1.pages_in_use - s0.pages_in_use));
+		ASSERT_EQ(16, (s1.to_device - s0.to_device));
 	}
 	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_ERR);
 	ASSERT_EQ(-EFAULT, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
@@ -2152,7 +2157,7 @@ TEST_F(hmm, exit_with_device_pages)
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
 		ASSERT_EQ(s0.pages_in_use, s1.pages_in_use);
-		ASSERT_EQ(64, DELTA(s0, s1, to_device));
+		ASSERT_EQ(64, (s1.to_device - s0.to_device));
 	}
 	device_sane(_metadata, self->fd, self->ps);
 }
@@ -2363,12 +2368,12 @@ TEST_F(hmm, two_devices_one_page)
 		snap_all(_metadata, self->peer, b->cpu, 8,
 			 snap_remote(variant, true));
 		if (self->stats)
-			ASSERT_EQ(0, DELTA(s0, s1, faults));
+			ASSERT_EQ(0, (s1.faults - s0.faults));
 	} else {
 		snap_all(_metadata, self->fd, b->cpu, 8, SNAP_W);
 		if (self->stats) {
-			ASSERT_LE(1, DELTA(s0, s1, faults));
-			ASSERT_EQ(8, DELTA(s0, s1, to_system));
+			ASSERT_LE(1, (s1.faults - s0.faults));
+			ASSERT_EQ(8, (s1.to_system - s0.to_system));
 		}
 	}
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
@@ -2794,16 +2799,16 @@ TEST_F(hmm, stats_per_device)
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	stats_get(_metadata, self->fd, true, &a1);
-	ASSERT_EQ(10, DELTA(a0, a1, to_device));
-	ASSERT_EQ(10, DELTA(a0, a1, pages_in_use));
+	ASSERT_EQ(10, (a1.to_device - a0.to_device));
+	ASSERT_EQ(10, (a1.pages_in_use - a0.pages_in_use));
 	ASSERT_LE(a1.pages_in_use, a1.pages_total);
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	stats_get(_metadata, self->fd, true, &a1);
-	ASSERT_EQ(10, DELTA(a0, a1, to_system));
-	ASSERT_EQ(0, DELTA(a0, a1, pages_in_use));
-	ASSERT_EQ(0, DELTA(a0, a1, faults));
-	ASSERT_EQ(0, DELTA(a0, a1, evictions));
+	ASSERT_EQ(10, (a1.to_system - a0.to_system));
+	ASSERT_EQ(0, (a1.pages_in_use - a0.pages_in_use));
+	ASSERT_EQ(0, (a1.faults - a0.faults));
+	ASSERT_EQ(0, (a1.evictions - a0.evictions));
 
 	stats_get(_metadata, self->peer, true, &p1);
 	ASSERT_EQ(0, memcmp(&p0, &p1, sizeof(p0)));
@@ -2851,7 +2856,7 @@ static bool result_ok(int ret, const int *ok)
  * afterwards.
  */
 static void bad_input_run(struct __test_metadata *_metadata,
-			  FIXTURE_DATA(hmm) *self, const char *what,
+			  struct _test_data_hmm *self, const char *what,
 			  unsigned long addr, unsigned long npages,
 			  unsigned long ptr, const struct bad_expect *e)
 {
@@ -3018,7 +3023,7 @@ TEST_F(hmm, bad_huge_npages)
  * describes the page as an error, and CHECK_EXCLUSIVE finds nothing held.
  */
 static void bad_addr_body(struct __test_metadata *_metadata,
-			  FIXTURE_DATA(hmm) *self, const char *what,
+			  struct _test_data_hmm *self, const char *what,
 			  unsigned long addr)
 {
 	struct tbuf *b = tbuf_anon(self->ps, 1, RW);
