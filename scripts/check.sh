@@ -66,12 +66,23 @@ stage deps "$here/deps.sh" --docs
 stage tree "$here/tree.sh"
 rc=0
 STAGE_CONTINUE=1
-stage checkpatch checkpatch || rc=1
-stage kernel-doc kerneldoc || rc=1
+verdicts=$LOGS/check-verdicts.txt
+: >"$verdicts"
+# check NAME FUNCTION: one check, its verdict recorded for make test.
+check() {
+	if stage "$1" "$2"; then
+		echo "ok $1" >>"$verdicts"
+	else
+		echo "not ok $1 (see .cache/logs/$1.log)" >>"$verdicts"
+		rc=1
+	fi
+}
+check checkpatch checkpatch
+check kernel-doc kerneldoc
 take_lock
 STAGE_CONTINUE=0 stage config-check "$here/config.sh" "$TREE" "$out" users
-stage w1-sparse w1_sparse || rc=1
-stage users users || rc=1
-stage docs docs || rc=1
+check w1-sparse w1_sparse
+check users users
+check docs docs
 echo "check: $( ((rc)) && echo FAILED || echo clean)"
 exit $rc

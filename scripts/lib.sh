@@ -53,6 +53,9 @@ stage() {
 
 # Hold the machine-wide build lock for the rest of this script.
 take_lock() {
+	# A child of a script that holds the lock shares it.
+	[[ ${HMM_LOCK_HELD:-} == 1 ]] && return 0
+	export HMM_LOCK_HELD=1
 	exec 9>"$LOCKFILE"
 	if ! flock -n 9; then
 		echo "waiting for another kernel build or QEMU run to finish ($LOCKFILE)"

@@ -10,6 +10,8 @@ Every KUnit case and every selftest counts as passed, failed or skipped.
 A kernel splat, a program that died without reporting, a kmemleak report
 or a run that never reached "done" counts as a failure and is named.
 Prints the failures, then "N passed, N failed, N skipped" as its last line.
+With a second argument, make check's verdicts (lines "ok NAME" / "not ok
+NAME") count as tests too.
 Exit status 0 only with no failure and no skip.
 """
 import re
@@ -37,7 +39,7 @@ def read(path):
         return []
 
 
-def main(resdir):
+def main(resdir, checks=None):
     console = [TS.sub('', l) for l in read(resdir + '/console.log')]
     tests = read(resdir + '/tests.log')
     passed, failed, skipped = [], [], []
@@ -112,6 +114,12 @@ def main(resdir):
                     break
             failed.append('kernel: %s%s (console.log line %d)' % (line.strip()[:120], ctx, i + 1))
 
+    # make check's verdicts, when make test ran it.
+    for line in read(checks) if checks else []:
+        m = re.match(r'^(ok|not ok) (.*)$', line)
+        if m:
+            (passed if m.group(1) == 'ok' else failed).append('check: ' + m.group(2))
+
     if not done:
         failed.append('run: the guest never reached the end of the tests '
                       '(timeout, hang or panic); console tail:\n    ' +
@@ -126,4 +134,4 @@ def main(resdir):
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

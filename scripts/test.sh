@@ -3,6 +3,7 @@
 # make test: build the series (debug flavour unless FLAVOUR says otherwise),
 # boot it, run every KUnit case and test program, judge the logs.
 # make test-stock: the same tests on the unmodified base (HMM_KIND=stock).
+# Then make check (HMM_CHECK=0 leaves it out); each check counts as a test.
 . "$(dirname "$0")/lib.sh"
 
 flavour=${FLAVOUR:-debug}
@@ -13,13 +14,19 @@ t0=$(now)
 take_lock
 res=$RESULTS/$(date +%Y%m%d-%H%M%S)-$kind-$flavour
 stage boot-and-test "$here/boot.sh" "$(build_dir "$kind" "$flavour")" test "$res"
+checks=
+if [[ $kind == ours && ${HMM_CHECK:-1} == 1 ]]; then
+	# The maintainer's checks (make check) count as tests of the series.
+	"$here/check.sh" | grep -v '^check:' || true
+	checks=$LOGS/check-verdicts.txt
+fi
 suffix=
 [[ $kind == ours ]] || suffix=-$kind
 ln -sfn "$(basename "$res")" "$RESULTS/latest$suffix"
 rc=0
 {
 	echo "kernel: Linux $(base_version) $([[ $kind == ours ]] && echo '+ HMM series' || echo '(stock)'), $flavour flavour"
-	"$here/results.py" "$res" || true
+	"$here/results.py" "$res" $checks || true
 } >"$res/summary.txt"
 sed "\$d" "$res/summary.txt"
 printf 'logs: %s (%.0fs in all)\n' "${res#"$TOP"/}" "$(echo "$(now) - $t0" | bc)"
