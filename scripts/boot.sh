@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # Boot a built kernel in QEMU (TCG) with the test machine layout:
-# q35, 2 vCPUs, 3 GiB of RAM (2 GiB below 4 GiB, 1 GiB above), and
-# memmap=512M!4G carving two 256 MiB windows of that high RAM for the
-# DEVICE_COHERENT test devices.
+# q35, 2 vCPUs, 5 GiB of RAM (q35 puts 2 GiB below 4 GiB and 3 GiB above),
+# memmap=512M!4G carving two 256 MiB windows of the high RAM for the
+# DEVICE_COHERENT test devices, and in test mode one 1 GiB huge page so
+# hugetlb PUD mappings can be mirrored (it needs a free, 1 GiB-aligned GiB
+# of RAM after early boot allocations, which sit at the top of memory: a
+# 3 GiB or 4 GiB guest has none left).
 # Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
 #   Serial port 0 (kernel console) -> RESULTDIR/console.log
 #   Serial port 1 (test output)    -> RESULTDIR/tests.log
@@ -13,12 +16,14 @@ out=$1 mode=$2 res=$3 interactive=${4:-0}
 timeout=${HMM_TIMEOUT:-1800}
 mkdir -p "$res"
 append="console=ttyS0 memmap=512M!4G hmm.mode=$mode hmm.interactive=$interactive"
-append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7 ${HMM_BOOT_ARGS:-}"
+append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7"
+[[ $mode == test ]] && append+=" hugepagesz=1G hugepages=1"
+append+=" ${HMM_BOOT_ARGS:-}"
 [[ -n ${HMM_ARGS:-} ]] && append+=" hmm.args=$HMM_ARGS"
 accel=(-accel tcg,thread=multi)
 [[ ${HMM_KVM:-0} == 1 ]] && accel=(-accel kvm -cpu host)
 
-qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m 3G
+qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m "${HMM_MEM:-5G}"
       -kernel "$out/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz"
       -append "$append" -no-reboot -display none -nodefaults -vga none)
 [[ ${HMM_KVM:-0} == 1 ]] || qemu+=(-cpu max)
