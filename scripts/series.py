@@ -85,12 +85,13 @@ def main():
     kunit_later = any(c.get('kunit') for c in commits)
     for c in commits:
         touched, body = [], ''
-        if 'patch' in c:
-            p = os.path.join(top, 'patches', c['patch'])
+        for name in c.get('patch', '').split():
+            p = os.path.join(top, 'patches', name)
             git(repo, 'apply', '--index', p)
-            touched = re.findall(r'^\+\+\+ b/(\S+)', open(p).read(), re.M)
-            body = open(p).read().split('\n\n', 1)[1].split('\n---\n', 1)[0]
-            body = re.sub(r'\nSigned-off-by:.*', '', body).strip()
+            touched += re.findall(r'^\+\+\+ b/(\S+)', open(p).read(), re.M)
+            if not body:
+                body = open(p).read().split('\n\n', 1)[1].split('\n---\n', 1)[0]
+                body = re.sub(r'\nSigned-off-by:.*', '', body).strip()
         if 'message' in c:
             body = open(os.path.join(sdir, c['message'])).read().strip()
         for f in c.get('files', '').split():
