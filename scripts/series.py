@@ -166,7 +166,16 @@ def main():
             git(check, 'checkout', '-q', rev)
             files = git(check, 'diff', '--name-only', rev + '^', rev, quiet=True).stdout.split()
             objs = [f[:-2] + '.o' for f in files if f.endswith('.c') and not f.startswith('tools/')]
-            objs += ['lib/test_hmm.o'] if any(f.endswith('.h') and 'linux/' in f for f in files) else []
+            for f in files:
+                # A header builds the objects that include it.
+                if f.startswith('mm/tests/') and f.endswith('-kunit.h'):
+                    objs.append('mm/' + os.path.basename(f)[:-len('-kunit.h')] + '.o')
+                elif f.startswith('lib/') and f.endswith('.h'):
+                    objs.append('lib/test_hmm.o')
+                elif f.startswith('include/linux/'):
+                    objs += ['lib/test_hmm.o'] + ['mm/%s.o' % m for m in
+                                                  ('memremap', 'hmm', 'migrate_device')
+                                                  if os.path.exists(os.path.join(check, 'mm', m + '.c'))]
             last = i == len(revs)
             targets = (['bzImage', 'modules'] if last else sorted(set(objs))) or []
             if not targets:
