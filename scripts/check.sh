@@ -28,7 +28,7 @@ checkpatch() {
 		# checkpatch -f run from the tree so it finds its spelling list.
 		(cd "$TREE" && scripts/checkpatch.pl --strict --no-tree -q --show-types \
 			--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f "$f") || echo "BAD $f"
-	done | tee /dev/stderr | grep -q . && bad=1
+	done | tee -a /dev/stderr | grep -q . && bad=1
 	return $bad
 }
 

@@ -206,24 +206,15 @@ static unsigned long hmm_pte_state(const struct hmm_range *range, pte_t pte)
 	return pfn | HMM_PFN_VALID | (pte_write(pte) ? HMM_PFN_WRITE : 0);
 }
 
-static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
-			      unsigned long addr, unsigned long end,
-			      struct mm_walk *walk)
+/* Report the PTEs of [addr, end) from @ptep on; the table lock is held. */
+static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
+			 unsigned long addr, unsigned long end)
 {
 	const struct hmm_range *range = w->range;
 	unsigned long *slot = hmm_slot(range, addr);
-	pte_t *table, *ptep;
-	spinlock_t *ptl;	/* of the entry being read */
 	int ret = 0;
 
-	table = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
-	if (!table) {
-		/* the table went away under us: look at the PMD again */
-		walk->action = ACTION_AGAIN;
-		return 0;
-	}
-
-	for (ptep = table; addr < end; addr += PAGE_SIZE, ptep++, slot++) {
+	for (; addr < end; addr += PAGE_SIZE, ptep++, slot++) {
 		unsigned long cpu = hmm_pte_state(range, ptep_get(ptep));
 		bool fault = cpu != HMM_PFN_ERROR &&
 			     hmm_page_needs_fault(w, addr, cpu);
@@ -236,10 +227,8 @@ static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 			continue;
 		}
 		if (cpu == HMM_PFN_ERROR && w->may_fault &&
-		    hmm_request(range, *slot)) {
-			ret = -EFAULT;
-			break;
-		}
+		    hmm_request(range, *slot))
+			return -EFAULT;
 		if (fault) {
 			w->fault_start = addr;
 			w->fault_end = addr + PAGE_SIZE;
@@ -248,7 +237,40 @@ static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 		}
 		*slot = cpu;
 	}
-	pte_unmap_unlock(table, ptl);
+	return ret;
+}
+
+/*
+ * Map the PTE table under @pmdp and report it.  The table is mapped
+ * without its lock first and the lock taken after, checking that the PMD
+ * still points to the same table (RCU keeps a replaced table readable until
+ * pte_unmap()): unlike pte_offset_map_lock(), whose lock is conditional,
+ * this keeps the locking straight-line for sparse.
+ */
+static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
+			      unsigned long addr, unsigned long end,
+			      struct mm_walk *walk)
+{
+	pmd_t pmdval = pmdp_get_lockless(pmdp);
+	spinlock_t *ptl;	/* of the PTE table */
+	pte_t *table;
+	int ret = 0;
+
+	table = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
+	if (!table) {
+		/* the table went away under us: look at the PMD again */
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	/* the mapping holds rcu_read_lock() until pte_unmap(); tell sparse */
+	__acquire(RCU);
+	spin_lock(ptl);
+	if (pmd_same(pmdval, pmdp_get_lockless(pmdp)))
+		ret = hmm_scan_ptes(w, table, addr, end);
+	else
+		walk->action = ACTION_AGAIN;	/* replaced since mapped */
+	spin_unlock(ptl);
+	pte_unmap(table);
 	return ret;
 }
 
@@ -268,12 +290,14 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 		return hmm_walk_pte_table(w, pmdp, addr, end, walk);
 
 	/* a THP, a DAX PMD, or a PMD-sized migration entry */
-	ptl = pmd_trans_huge_lock(pmdp, walk->vma);
-	if (!ptl) {
+	ptl = pmd_lock(walk->mm, pmdp);
+	pmd = pmdp_get(pmdp);
+	if (!is_swap_pmd(pmd) && !pmd_trans_huge(pmd) && !pmd_devmap(pmd)) {
+		/* split or freed since we looked: look again */
+		spin_unlock(ptl);
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	pmd = pmdp_get(pmdp);
 	/* a migration entry reads as not mapped: a fault waits for it */
 	cpu = hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
 			     pmd_write(pmd), PMD_SHIFT - PAGE_SHIFT,

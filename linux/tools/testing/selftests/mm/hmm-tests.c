@@ -2470,6 +2470,174 @@ TEST_F(hmm, snapshot_page_kinds)
 	free(io);
 }
 
+/*
+ * One device command over three VMAs and a hole: a read-write mapping, a
+ * hole, a read-only mapping. Faulting commands fail on the hole (EFAULT)
+ * and a write fails on the read-only part (EPERM); a snapshot describes
+ * each piece. Once the hole is mapped (and never touched) a device read
+ * faults it in as the zero page and returns every piece's data.
+ */
+TEST_F(hmm, read_across_vmas_and_holes)
+{
+	const unsigned long n = 8, npages = 3 * n;
+	size_t ps = self->ps, piece = n * ps;
+	unsigned char want[3 * 8];
+	struct hmm_dmirror_cmd c;
+	char *r, *io = malloc(npages * ps);
+	unsigned long i;
+
+	ASSERT_NE(NULL, io);
+	r = mmap(NULL, npages * ps, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	ASSERT_EQ(0, madvise(r, npages * ps, MADV_NOHUGEPAGE));
+	pattern_fill(r, piece, 150);
+	pattern_fill(r + 2 * piece, piece, 151);
+	ASSERT_EQ(0, mprotect(r + 2 * piece, piece, PROT_READ));
+	ASSERT_EQ(0, munmap(r + piece, piece));
+
+	/* each mapped piece alone is fine */
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, r, n, io, &c));
+	ASSERT_EQ(-1, pattern_check(io, piece, 150));
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, r + 2 * piece, n,
+			     io, &c));
+	ASSERT_EQ(-1, pattern_check(io, piece, 151));
+
+	/* the hole stops reads and writes, the read-only piece writes */
+	ASSERT_EQ(-EFAULT, dmirror(self->fd, HMM_DMIRROR_READ, r, npages, io,
+				   &c));
+	/*
+	 * A failed write may have written the pages before the hole (as a
+	 * short write(2) would): give it the data they already hold.
+	 */
+	pattern_fill(io, piece, 150);
+	ASSERT_EQ(-EFAULT, dmirror(self->fd, HMM_DMIRROR_WRITE, r, npages, io,
+				   &c));
+	for (i = 0; i < n; i++) {
+		want[i] = SNAP_W;
+		want[n + i] = SNAP_ERR;
+		want[2 * n + i] = SNAP_R;
+	}
+	snap_cmp(_metadata, self->fd, r, npages, want, false);
+
+	/* map the hole, untouched: reads fault it in as the zero page */
+	ASSERT_EQ(r + piece, mmap(r + piece, piece, RW,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				  -1, 0));
+	for (i = 0; i < n; i++)
+		want[n + i] = SNAP_NONE;
+	snap_cmp(_metadata, self->fd, r, npages, want, false);
+	memset(io, 0xaa, npages * ps);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, r, npages, io, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_LE(1, c.faults);
+	ASSERT_EQ(-1, pattern_check(io, piece, 150));
+	ASSERT_EQ(-1, bytes_check(io + piece, piece, 0));
+	ASSERT_EQ(-1, pattern_check(io + 2 * piece, piece, 151));
+	for (i = 0; i < n; i++)
+		want[n + i] = SNAP_ZERO_R;
+	snap_cmp(_metadata, self->fd, r, npages, want, false);
+
+	/* a write over all three still stops at the read-only piece */
+	pattern_fill(io, piece, 150);
+	memset(io + piece, 0, piece);
+	ASSERT_EQ(-EPERM, dmirror(self->fd, HMM_DMIRROR_WRITE, r, npages, io,
+				  &c));
+	ASSERT_EQ(-1, pattern_check(r, piece, 150));
+	ASSERT_EQ(-1, bytes_check(r + piece, piece, 0));
+	ASSERT_EQ(-1, pattern_check(r + 2 * piece, piece, 151));
+	ASSERT_EQ(0, munmap(r, npages * ps));
+	free(io);
+}
+
+struct snap_race {
+	char *addr;
+	unsigned long npages;
+	size_t ps;
+	bool stop;
+	unsigned long cycles;
+	int err;
+};
+
+/* Unmap, remap and populate the range, over and over. */
+static void *snap_race_remapper(void *arg)
+{
+	struct snap_race *r = arg;
+	size_t size = r->npages * r->ps;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		if (munmap(r->addr, size) ||
+		    mmap(r->addr, size, RW, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_FIXED, -1, 0) != r->addr) {
+			r->err = errno;
+			break;
+		}
+		pattern_fill(r->addr, size, 160);
+		r->cycles++;
+	}
+	return NULL;
+}
+
+/*
+ * Snapshots taken while another thread tears the range down and puts it
+ * back: every snapshot completes (the driver's retries on EBUSY converge)
+ * and describes each page as one of the states the range actually goes
+ * through. Once the race stops, a snapshot reports exactly the final
+ * state: nothing stale is left behind in an unmapped or fresh range.
+ */
+TEST_F_TIMEOUT(hmm, snapshot_races_munmap, 120)
+{
+	struct snap_race r = { .npages = 64, .ps = self->ps };
+	unsigned long i, j, done = 0, busy = 0;
+	struct hmm_dmirror_cmd c;
+	unsigned char m[64];
+	pthread_t th;
+	char *io;
+	int ret;
+
+	r.addr = mmap(NULL, r.npages * r.ps, RW,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r.addr);
+	ASSERT_EQ(0, pthread_create(&th, NULL, snap_race_remapper, &r));
+	for (i = 0; i < 400; i++) {
+		memset(m, 0xee, sizeof(m));
+		ret = dmirror(self->fd, HMM_DMIRROR_SNAPSHOT, r.addr, r.npages,
+			      m, &c);
+		if (ret == -EBUSY) {
+			busy++;
+			continue;
+		}
+		ASSERT_EQ(0, ret);
+		done++;
+		for (j = 0; j < r.npages; j++)
+			ASSERT_TRUE(m[j] == SNAP_W || m[j] == SNAP_NONE ||
+				    m[j] == SNAP_ERR)
+				TH_LOG("page %lu: 0x%02x (%s)", j, m[j],
+				       snap_name(m[j]));
+	}
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(0, r.err);
+	ASSERT_LT(0, r.cycles);
+	/* retries converge: most snapshots complete */
+	ASSERT_LT(busy, done);
+
+	snap_all(_metadata, self->fd, r.addr, r.npages, SNAP_W);
+	ASSERT_EQ(0, munmap(r.addr, r.npages * r.ps));
+	snap_all(_metadata, self->fd, r.addr, r.npages, SNAP_ERR);
+	ASSERT_EQ(r.addr, mmap(r.addr, r.npages * r.ps, RW,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			       -1, 0));
+	snap_all(_metadata, self->fd, r.addr, r.npages, SNAP_NONE);
+	io = malloc(r.npages * r.ps);
+	ASSERT_NE(NULL, io);
+	memset(io, 0xaa, r.npages * r.ps);
+	ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, r.addr, r.npages,
+			     io, &c));
+	ASSERT_EQ(-1, bytes_check(io, r.npages * r.ps, 0));
+	free(io);
+	ASSERT_EQ(0, munmap(r.addr, r.npages * r.ps));
+}
+
 /* ------------------------------------------------------------------ */
 /* Exclusive (atomic) access                                           */
 /* ------------------------------------------------------------------ */
