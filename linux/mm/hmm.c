@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hmm_range_fault(): describe a range of a process page table to a device.
+ *
+ * How it works
+ * ------------
+ * The range is walked with the generic page walker (mm/pagewalk.c) under
+ * the caller's mmap read lock.  A callback sees one page-table entry (or a
+ * hole) at a time and turns it into a "CPU state" word: 0 when nothing
+ * usable is mapped, HMM_PFN_ERROR when the address can never be mirrored,
+ * or a pfn with HMM_PFN_VALID, perhaps HMM_PFN_WRITE and the order of the
+ * mapping.  For each page the state is compared with what the caller asked
+ * for; a satisfied page gets the state as its result.
+ *
+ * A page whose request is not satisfied needs a fault, and a walk callback
+ * is the wrong place for one: page-table locks are held and the walker is
+ * half way down a table.  So the callback only notes the run of
+ * consecutive pages that need a fault and stops the walk with
+ * HMM_WALK_FAULT.  hmm_range_fault() then faults that run in through
+ * handle_mm_fault(), the path a CPU access takes, and walks again from the
+ * first page of the run; the results of the pages before it stand.  A
+ * page that is fine as it stands is never faulted, which matters for
+ * DEVICE_PRIVATE pages of the caller: a fault would bring them back to
+ * system memory.
+ *
+ * Nothing is pinned and no reference is taken.  Whether the results are
+ * still true is the business of the caller's mmu_interval_notifier: the
+ * sequence is checked before every walk (-EBUSY when it moved) and the
+ * caller checks it again, under the lock its invalidate callback takes,
+ * before it programs the device.
+ */
+#include <linux/hmm.h>
+#include <linux/huge_mm.h>
+#include <linux/hugetlb.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagewalk.h>
+#include <linux/sched/signal.h>
+#include <linux/swapops.h>
+
+#define HMM_PFN_REQ_FLAGS	(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
+
+/* Positive walk result: [fault_start, fault_end) must be faulted in. */
+#define HMM_WALK_FAULT		1
+
+/**
+ * struct hmm_walker - state of one hmm_range_fault() call
+ * @range: the caller's range; results go to @range->hmm_pfns
+ * @may_fault: some page of the range may ask for a fault; when false every
+ *	state is reported as it is and the request flags are never looked at
+ * @fault_start: first page of the run to fault, set with HMM_WALK_FAULT
+ * @fault_end: end of that run
+ */
+struct hmm_walker {
+	struct hmm_range	*range;
+	bool			may_fault;
+	unsigned long		fault_start;
+	unsigned long		fault_end;
+};
+
+static unsigned long *hmm_slot(const struct hmm_range *range,
+			       unsigned long addr)
+{
+	return &range->hmm_pfns[(addr - range->start) >> PAGE_SHIFT];
+}
+
+/*
+ * The request of one page: @in is its entry before the result overwrites
+ * it.  A write request without a fault request asks for nothing.
+ */
+static unsigned long hmm_request(const struct hmm_range *range,
+				 unsigned long in)
+{
+	unsigned long req = range->default_flags | (in & range->pfn_flags_mask);
+
+	if (!(req & HMM_PFN_REQ_FAULT))
+		return 0;
+	return req & HMM_PFN_REQ_FLAGS;
+}
+
+/* Does the CPU state @cpu leave the request @req unsatisfied? */
+static bool hmm_needs_fault(unsigned long req, unsigned long cpu)
+{
+	if (!(req & HMM_PFN_REQ_FAULT))
+		return false;
+	if (!(cpu & HMM_PFN_VALID))
+		return true;
+	return (req & HMM_PFN_REQ_WRITE) && !(cpu & HMM_PFN_WRITE);
+}
+
+static bool hmm_page_needs_fault(const struct hmm_walker *w,
+				 unsigned long addr, unsigned long cpu)
+{
+	if (!w->may_fault)
+		return false;
+	return hmm_needs_fault(hmm_request(w->range, *hmm_slot(w->range, addr)),
+			       cpu);
+}
+
+/*
+ * [addr, end) cannot be mirrored: report an error for each page, or fail
+ * the call if one of them asks for a fault.
+ */
+static int hmm_report_error(struct hmm_walker *w, unsigned long addr,
+			    unsigned long end)
+{
+	unsigned long *slot = hmm_slot(w->range, addr);
+
+	for (; addr < end; addr += PAGE_SIZE, slot++) {
+		if (w->may_fault && hmm_request(w->range, *slot))
+			return -EFAULT;
+		*slot = HMM_PFN_ERROR;
+	}
+	return 0;
+}
+
+/*
+ * [addr, end) all have the CPU state @cpu; when it is valid the first page
+ * is @pfn and the others follow it.  Report each page until one needs a
+ * fault, then note the run of pages that need one and stop the walk.
+ */
+static int hmm_report(struct hmm_walker *w, unsigned long addr,
+		      unsigned long end, unsigned long cpu, unsigned long pfn)
+{
+	unsigned long *slot = hmm_slot(w->range, addr);
+
+	for (; addr < end; addr += PAGE_SIZE, slot++) {
+		if (hmm_page_needs_fault(w, addr, cpu)) {
+			w->fault_start = addr;
+			do {
+				addr += PAGE_SIZE;
+			} while (addr < end && hmm_page_needs_fault(w, addr, cpu));
+			w->fault_end = addr;
+			return HMM_WALK_FAULT;
+		}
+		*slot = (cpu & HMM_PFN_VALID) ? cpu | pfn++ : cpu;
+	}
+	return 0;
+}
+
+static unsigned long hmm_order_bits(unsigned int order)
+{
+	return (unsigned long)order << HMM_PFN_ORDER_SHIFT;
+}
+
+/*
+ * CPU state of a leaf entry that maps 2^@order pages at once (a THP, DAX or
+ * hugetlb mapping) starting at @leaf_pfn; *@pfn gets the pfn of the page
+ * at @addr.  An entry that is not @usable is reported as not mapped.
+ */
+static unsigned long hmm_leaf_state(bool usable, bool writable,
+				    unsigned int order, unsigned long leaf_pfn,
+				    unsigned long addr, unsigned long *pfn)
+{
+	if (!usable)
+		return 0;
+	*pfn = leaf_pfn + ((addr >> PAGE_SHIFT) & ((1UL << order) - 1));
+	return HMM_PFN_VALID | (writable ? HMM_PFN_WRITE : 0) |
+	       hmm_order_bits(order);
+}
+
+/* CPU state of one PTE (of a PTE table, not a hugetlb entry). */
+static unsigned long hmm_pte_state(const struct hmm_range *range, pte_t pte)
+{
+	unsigned long pfn;
+
+	if (pte_none(pte))
+		return 0;
+
+	if (!pte_present(pte)) {
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		/*
+		 * The caller's own device memory is mirrored where it is;
+		 * anybody else's is "not present" and a fault migrates it
+		 * back to system memory.
+		 */
+		if (is_device_private_entry(entry)) {
+			struct page *page = pfn_swap_entry_to_page(entry);
+
+			if (!range->dev_private_owner ||
+			    page->pgmap->owner != range->dev_private_owner)
+				return 0;
+			return swp_offset_pfn(entry) | HMM_PFN_VALID |
+			       (is_writable_device_private_entry(entry) ?
+				HMM_PFN_WRITE : 0);
+		}
+		if (is_hwpoison_entry(entry) || is_poisoned_swp_entry(entry))
+			return HMM_PFN_ERROR;
+		/*
+		 * Swap, migration and device-exclusive entries, markers: the
+		 * page is not mapped now, and a fault is the way to get it.
+		 */
+		return 0;
+	}
+
+	/* NUMA hinting: mapped, but the CPU itself would fault first */
+	if (pte_protnone(pte))
+		return 0;
+
+	pfn = pte_pfn(pte);
+	/* a special pfn has no struct page, unless it is DAX or the zero page */
+	if (pte_special(pte) && !pte_devmap(pte) && !is_zero_pfn(pfn))
+		return HMM_PFN_ERROR;
+	return pfn | HMM_PFN_VALID | (pte_write(pte) ? HMM_PFN_WRITE : 0);
+}
+
+static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
+			      unsigned long addr, unsigned long end,
+			      struct mm_walk *walk)
+{
+	const struct hmm_range *range = w->range;
+	unsigned long *slot = hmm_slot(range, addr);
+	pte_t *table, *ptep;
+	spinlock_t *ptl;	/* of the entry being read */
+	int ret = 0;
+
+	table = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	if (!table) {
+		/* the table went away under us: look at the PMD again */
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+
+	for (ptep = table; addr < end; addr += PAGE_SIZE, ptep++, slot++) {
+		unsigned long cpu = hmm_pte_state(range, ptep_get(ptep));
+		bool fault = cpu != HMM_PFN_ERROR &&
+			     hmm_page_needs_fault(w, addr, cpu);
+
+		if (ret == HMM_WALK_FAULT) {
+			/* inside a run: extend it while pages need a fault */
+			if (!fault)
+				break;
+			w->fault_end = addr + PAGE_SIZE;
+			continue;
+		}
+		if (cpu == HMM_PFN_ERROR && w->may_fault &&
+		    hmm_request(range, *slot)) {
+			ret = -EFAULT;
+			break;
+		}
+		if (fault) {
+			w->fault_start = addr;
+			w->fault_end = addr + PAGE_SIZE;
+			ret = HMM_WALK_FAULT;
+			continue;
+		}
+		*slot = cpu;
+	}
+	pte_unmap_unlock(table, ptl);
+	return ret;
+}
+
+static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
+			struct mm_walk *walk)
+{
+	struct hmm_walker *w = walk->private;
+	unsigned long cpu = 0, pfn = 0;
+	spinlock_t *ptl;	/* of the entry being read */
+	pmd_t pmd;
+	int ret;
+
+	pmd = pmdp_get_lockless(pmdp);
+	if (pmd_none(pmd))
+		return hmm_report(w, addr, end, 0, 0);
+	if (!is_swap_pmd(pmd) && !pmd_trans_huge(pmd) && !pmd_devmap(pmd))
+		return hmm_walk_pte_table(w, pmdp, addr, end, walk);
+
+	/* a THP, a DAX PMD, or a PMD-sized migration entry */
+	ptl = pmd_trans_huge_lock(pmdp, walk->vma);
+	if (!ptl) {
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	pmd = pmdp_get(pmdp);
+	/* a migration entry reads as not mapped: a fault waits for it */
+	cpu = hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
+			     pmd_write(pmd), PMD_SHIFT - PAGE_SHIFT,
+			     pmd_pfn(pmd), addr, &pfn);
+	ret = hmm_report(w, addr, end, cpu, pfn);
+	spin_unlock(ptl);
+	return ret;
+}
+
+#ifdef CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD
+/* A PUD leaf outside hugetlb: DAX memory mapped 1 GiB at a time. */
+static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
+			struct mm_walk *walk)
+{
+	struct hmm_walker *w = walk->private;
+	unsigned long cpu = 0, pfn = 0;
+	spinlock_t *ptl;	/* of the entry being read */
+	pud_t pud;
+	int ret;
+
+	if (!pud_leaf(pudp_get(pudp)))
+		return 0;	/* a PMD table: descend */
+
+	ptl = pud_lock(walk->mm, pudp);
+	pud = pudp_get(pudp);
+	if (!pud_leaf(pud)) {
+		spin_unlock(ptl);
+		walk->action = ACTION_AGAIN;
+		return 0;
+	}
+	cpu = hmm_leaf_state(pud_present(pud), pud_write(pud),
+			     PUD_SHIFT - PAGE_SHIFT, pud_pfn(pud), addr, &pfn);
+	ret = hmm_report(w, addr, end, cpu, pfn);
+	spin_unlock(ptl);
+	/* never let the walker split it */
+	walk->action = ACTION_CONTINUE;
+	return ret;
+}
+#else
+#define hmm_walk_pud NULL
+#endif
+
+/*
+ * No page table below @addr.  Inside a VMA that is an unpopulated range a
+ * fault fills; outside any VMA (walk->vma is NULL) nothing can be mirrored.
+ */
+static int hmm_walk_hole(unsigned long addr, unsigned long end, int depth,
+			 struct mm_walk *walk)
+{
+	struct hmm_walker *w = walk->private;
+
+	if (!walk->vma)
+		return hmm_report_error(w, addr, end);
+	return hmm_report(w, addr, end, 0, 0);
+}
+
+#ifdef CONFIG_HUGETLB_PAGE
+static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
+			    unsigned long addr, unsigned long end,
+			    struct mm_walk *walk)
+{
+	struct hstate *h = hstate_vma(walk->vma);
+	unsigned long cpu, pfn = 0;
+	spinlock_t *ptl;	/* of the entry being read */
+	bool mapped, poisoned;
+	pte_t pte;
+	int ret;
+
+	ptl = huge_pte_lock(h, walk->mm, ptep);
+	pte = huge_ptep_get(walk->mm, addr, ptep);
+	mapped = !huge_pte_none(pte) && pte_present(pte);
+	poisoned = !huge_pte_none(pte) && !mapped &&
+		   is_hwpoison_entry(pte_to_swp_entry(pte));
+	cpu = hmm_leaf_state(mapped, huge_pte_write(pte), huge_page_order(h),
+			     pte_pfn(pte), addr, &pfn);
+	if (poisoned)
+		ret = hmm_report_error(walk->private, addr, end);
+	else
+		ret = hmm_report(walk->private, addr, end, cpu, pfn);
+	spin_unlock(ptl);
+	return ret;
+}
+#else
+#define hmm_walk_hugetlb NULL
+#endif
+
+/*
+ * Whole VMAs a device cannot mirror: I/O and raw pfn mappings (no struct
+ * pages to hand out) and mappings the process may not even read.
+ */
+static int hmm_walk_vma(unsigned long start, unsigned long end,
+			struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->vma;
+	int ret;
+
+	if (!(vma->vm_flags & (VM_IO | VM_PFNMAP)) &&
+	    (vma->vm_flags & VM_READ))
+		return 0;
+
+	ret = hmm_report_error(walk->private, start, end);
+	return ret ? ret : 1;	/* 1: skip this VMA, go on with the next */
+}
+
+/*
+ * The walker asks hmm_walk_vma() about each VMA, then reports holes and
+ * leaves; the PTE level is read by hmm_walk_pmd() itself, under one lock
+ * per table.
+ */
+static const struct mm_walk_ops hmm_walk_ops = {
+	.test_walk = hmm_walk_vma, .pte_hole = hmm_walk_hole,
+	.pud_entry = hmm_walk_pud, .pmd_entry = hmm_walk_pmd,
+	.hugetlb_entry = hmm_walk_hugetlb,
+	.walk_lock = PGWALK_RDLOCK,	/* our caller holds the mmap lock */
+};
+
+/*
+ * Fault in the run the walk stopped at, page by page, as the CPU would.
+ * The walk stays inside one VMA per callback, so the run does too.  The
+ * mmap lock is never dropped (no FAULT_FLAG_ALLOW_RETRY), so the VMA stays.
+ */
+static int hmm_fault_run(struct hmm_walker *w)
+{
+	struct hmm_range *range = w->range;
+	struct vm_area_struct *vma;
+	unsigned long addr;
+
+	vma = vma_lookup(range->notifier->mm, w->fault_start);
+	if (!vma)
+		return -EFAULT;
+
+	for (addr = w->fault_start; addr < w->fault_end; addr += PAGE_SIZE) {
+		unsigned long req = hmm_request(range, *hmm_slot(range, addr));
+		unsigned int flags = FAULT_FLAG_REMOTE;
+		vm_fault_t fault;
+
+		if (req & HMM_PFN_REQ_WRITE) {
+			if (!(vma->vm_flags & VM_WRITE))
+				return -EPERM;
+			flags |= FAULT_FLAG_WRITE;
+		}
+		fault = handle_mm_fault(vma, addr, flags, NULL);
+		if (fault & VM_FAULT_OOM)
+			return -ENOMEM;
+		if (fault & VM_FAULT_ERROR)
+			return -EFAULT;
+	}
+	return 0;
+}
+
+/**
+ * hmm_range_fault() - mirror a virtual range, faulting pages in on request
+ * @range: the range, its notifier and sequence, and the result array
+ *
+ * Fills @range->hmm_pfns with one entry per page of [@range->start,
+ * @range->end), see &enum hmm_pfn_flags.  Pages whose request (from
+ * @range->default_flags and @range->pfn_flags_mask) the CPU page table does
+ * not satisfy are faulted in through the ordinary page-fault path first:
+ * swapped out or never touched pages, pages under migration, copy-on-write
+ * pages wanted for writing, device-exclusive entries, and DEVICE_PRIVATE
+ * pages of another owner (which their driver migrates back to system
+ * memory).  DEVICE_PRIVATE pages whose pgmap owner is
+ * @range->dev_private_owner are reported where they are.  Without any
+ * fault request nothing is faulted and a page that is not mapped reads as
+ * 0.  Huge mappings (THP, hugetlb, DAX) report their order in every entry.
+ *
+ * The range may span several VMAs and holes between them.
+ *
+ * The caller must hold the mmap lock of @range->notifier->mm for reading
+ * and must have sampled @range->notifier_seq with mmu_interval_read_begin().
+ * The entries are only valid while mmu_interval_read_retry() says the
+ * sequence has not moved; check it under the driver's own lock before
+ * using them.
+ *
+ * Return: 0 when every entry is filled, or
+ * -EINVAL if the range is empty or not page aligned;
+ * -EBUSY if an invalidation of the range ran since @range->notifier_seq
+ * was sampled (sample it again and retry);
+ * -EFAULT if a page that asked for a fault lies outside any VMA, in a VMA
+ * that cannot be mirrored (no read permission, VM_IO, VM_PFNMAP), on a
+ * special pfn or poisoned memory, or its fault failed;
+ * -EPERM if a page asked for write access in a VMA without write permission;
+ * -ENOMEM if a fault ran out of memory;
+ * -EINTR if a fatal signal is pending.
+ * On error the entries may be partly filled and must not be used.
+ */
+int hmm_range_fault(struct hmm_range *range)
+{
+	struct mm_struct *mm;
+	struct hmm_walker w = {
+		.range		= range,
+		.may_fault	= (range->default_flags |
+				   range->pfn_flags_mask) & HMM_PFN_REQ_FAULT,
+	};
+	unsigned long next = range->start;
+	int ret;
+
+	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
+	    range->start >= range->end)
+		return -EINVAL;
+	mm = range->notifier->mm;
+	mmap_assert_locked(mm);
+
+	for (;;) {
+		if (mmu_interval_check_retry(range->notifier,
+					     range->notifier_seq))
+			return -EBUSY;
+		ret = walk_page_range(mm, next, range->end, &hmm_walk_ops, &w);
+		if (ret != HMM_WALK_FAULT)
+			return ret;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		ret = hmm_fault_run(&w);
+		if (ret)
+			return ret;
+		next = w.fault_start;
+	}
+}
+EXPORT_SYMBOL(hmm_range_fault);
+
+#ifdef CONFIG_HMM_KUNIT_TEST
+#include "tests/hmm-kunit.h"
+#endif

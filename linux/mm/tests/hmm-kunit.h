@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KUnit cases for mm/hmm.c, included at the end of that file so they can
+ * call its static helpers.
+ *
+ * They cover what can be checked without a process: the HMM_PFN_* encoding
+ * drivers decode, the request computed for each page from default_flags and
+ * pfn_flags_mask, when a CPU state satisfies a request, how page-table
+ * entries of each kind are described, and how a run of pages that need a
+ * fault is cut out of a range.  Walking real page tables is left to the
+ * selftests (tools/testing/selftests/mm/hmm-tests.c), which drive every
+ * kind of entry through lib/test_hmm.c.
+ */
+#ifndef _MM_TESTS_HMM_KUNIT_H
+#define _MM_TESTS_HMM_KUNIT_H
+
+#include <kunit/test.h>
+
+#define HK_NPAGES	8
+#define HK_START	0x7f0000000000UL
+
+static void hk_encoding(struct kunit *test)
+{
+	/* the bit positions 6.12 drivers were built against */
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_VALID,
+			1UL << (BITS_PER_LONG - 1));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_WRITE,
+			1UL << (BITS_PER_LONG - 2));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ERROR,
+			1UL << (BITS_PER_LONG - 3));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ORDER_SHIFT,
+			(unsigned long)(BITS_PER_LONG - 8));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_FAULT,
+			(unsigned long)HMM_PFN_VALID);
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_WRITE,
+			(unsigned long)HMM_PFN_WRITE);
+
+	/* the flags own the top byte and nothing else */
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_FLAGS,
+			~0UL << (BITS_PER_LONG - 8));
+	KUNIT_EXPECT_EQ(test, HMM_PFN_FLAGS & (HMM_PFN_VALID | HMM_PFN_WRITE |
+					       HMM_PFN_ERROR),
+			HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR);
+	KUNIT_EXPECT_EQ(test, HMM_PFN_FLAGS &
+			(HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT),
+			HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT);
+	/* the order field overlaps none of the three flags */
+	KUNIT_EXPECT_EQ(test, (HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT) &
+			(HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR), 0UL);
+	/* every pfn this architecture can have fits below the flags */
+	KUNIT_EXPECT_EQ(test, PHYS_PFN(1ULL << MAX_PHYSMEM_BITS) &
+			HMM_PFN_FLAGS, 0UL);
+}
+
+static void hk_map_order(struct kunit *test)
+{
+	unsigned int order;
+
+	for (order = 0; order <= HMM_PFN_ORDER_MASK; order++) {
+		unsigned long e = 0x12345UL | HMM_PFN_VALID | HMM_PFN_WRITE |
+				  hmm_order_bits(order);
+
+		KUNIT_EXPECT_EQ(test, hmm_pfn_to_map_order(e), order);
+		KUNIT_EXPECT_EQ(test, e & ~HMM_PFN_FLAGS, 0x12345UL);
+	}
+	/* flags alone give order 0 */
+	KUNIT_EXPECT_EQ(test, hmm_pfn_to_map_order(HMM_PFN_VALID |
+						   HMM_PFN_WRITE |
+						   HMM_PFN_ERROR), 0U);
+}
+
+static void hk_pfn_to_page(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+	unsigned long e;
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	e = page_to_pfn(page) | HMM_PFN_VALID | HMM_PFN_WRITE |
+	    hmm_order_bits(PMD_SHIFT - PAGE_SHIFT);
+	KUNIT_EXPECT_PTR_EQ(test, hmm_pfn_to_page(e), page);
+	KUNIT_EXPECT_EQ(test, hmm_pfn_to_phys(e), PFN_PHYS(page_to_pfn(page)));
+	KUNIT_EXPECT_EQ(test, hmm_pfn_to_map_order(e),
+			(unsigned int)(PMD_SHIFT - PAGE_SHIFT));
+	__free_page(page);
+}
+
+static void hk_request(struct kunit *test)
+{
+	struct hmm_range r = { };
+	const unsigned long F = HMM_PFN_REQ_FAULT, W = HMM_PFN_REQ_WRITE;
+
+	/* nothing asked */
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, F | W), 0UL);
+
+	/* default flags apply to every page, whatever the entry holds */
+	r.default_flags = F;
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, 0), F);
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, W), F);
+
+	/* the mask lets each entry add its own request */
+	r.pfn_flags_mask = W;
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, W), F | W);
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, 0), F);
+
+	/* per-page requests only */
+	r.default_flags = 0;
+	r.pfn_flags_mask = F | W;
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, 0), 0UL);
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, F), F);
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, F | W), F | W);
+	/* write without fault asks for nothing */
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, W), 0UL);
+	/* the old pfn and order bits of a recycled result are ignored */
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, F | 0x4242UL |
+					  hmm_order_bits(9)), F);
+
+	/* a mask without request bits lets nothing through */
+	r.pfn_flags_mask = HMM_PFN_ERROR | 0xfffUL;
+	KUNIT_EXPECT_EQ(test, hmm_request(&r, F | W | 0xfffUL), 0UL);
+}
+
+static void hk_needs_fault(struct kunit *test)
+{
+	static const struct {
+		unsigned long req, cpu;
+		bool fault;
+	} cases[] = {
+		{ 0, 0, false },
+		{ 0, HMM_PFN_ERROR, false },
+		{ HMM_PFN_REQ_FAULT, 0, true },
+		{ HMM_PFN_REQ_FAULT, HMM_PFN_VALID, false },
+		{ HMM_PFN_REQ_FAULT, HMM_PFN_VALID | HMM_PFN_WRITE, false },
+		{ HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, 0, true },
+		{ HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, HMM_PFN_VALID, true },
+		{ HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+		  HMM_PFN_VALID | HMM_PFN_WRITE, false },
+		/* an unsatisfiable state is not satisfied */
+		{ HMM_PFN_REQ_FAULT, HMM_PFN_ERROR, true },
+	};
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++)
+		KUNIT_EXPECT_EQ_MSG(test, hmm_needs_fault(cases[i].req,
+							  cases[i].cpu),
+				    cases[i].fault, "case %d", i);
+}
+
+static void hk_pte_state(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+	unsigned long pfn, zero = my_zero_pfn(0);
+	struct hmm_range r = { };
+	pte_t pte;
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	pfn = page_to_pfn(page);
+
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, __pte(0)), 0UL);
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pfn_pte(pfn, PAGE_SHARED)),
+			pfn | HMM_PFN_VALID | HMM_PFN_WRITE);
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pfn_pte(pfn, PAGE_READONLY)),
+			pfn | HMM_PFN_VALID);
+	/* the zero page is special but readable */
+	pte = pte_mkspecial(pfn_pte(zero, PAGE_READONLY));
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pte), zero | HMM_PFN_VALID);
+	/* any other special pfn has no page to mirror */
+	pte = pte_mkspecial(pfn_pte(pfn, PAGE_SHARED));
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pte),
+			(unsigned long)HMM_PFN_ERROR);
+	/* swapped out: a fault brings it back */
+	pte = swp_entry_to_pte(swp_entry(0, 42));
+	KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pte), 0UL);
+	if (IS_ENABLED(CONFIG_MIGRATION)) {
+		pte = swp_entry_to_pte(make_readable_migration_entry(pfn));
+		KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pte), 0UL);
+	}
+	if (IS_ENABLED(CONFIG_MEMORY_FAILURE)) {
+		pte = swp_entry_to_pte(make_hwpoison_entry(page));
+		KUNIT_EXPECT_EQ(test, hmm_pte_state(&r, pte),
+				(unsigned long)HMM_PFN_ERROR);
+	}
+	__free_page(page);
+}
+
+static void hk_walker(struct hmm_walker *w, struct hmm_range *r,
+		      unsigned long *pfns, const unsigned long *in)
+{
+	memcpy(pfns, in, HK_NPAGES * sizeof(*pfns));
+	r->start = HK_START;
+	r->end = HK_START + HK_NPAGES * PAGE_SIZE;
+	r->hmm_pfns = pfns;
+	w->range = r;
+	w->may_fault = (r->default_flags | r->pfn_flags_mask) &
+		       HMM_PFN_REQ_FAULT;
+	w->fault_start = 0;
+	w->fault_end = 0;
+}
+
+#define HK_PAGE(i)	(HK_START + (i) * PAGE_SIZE)
+
+static void hk_report_runs(struct kunit *test)
+{
+	const unsigned long F = HMM_PFN_REQ_FAULT, W = HMM_PFN_REQ_WRITE;
+	const unsigned long in[HK_NPAGES] = { 0, 0, F, F, 0, F | W, 0, 0 };
+	const unsigned long ro = HMM_PFN_VALID | hmm_order_bits(3);
+	struct hmm_range r = { .pfn_flags_mask = F | W };
+	unsigned long pfns[HK_NPAGES];
+	struct hmm_walker w;
+	int i;
+
+	/* nothing mapped: the first run of requests is cut out */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8), 0, 0),
+			HMM_WALK_FAULT);
+	KUNIT_EXPECT_EQ(test, w.fault_start, HK_PAGE(2));
+	KUNIT_EXPECT_EQ(test, w.fault_end, HK_PAGE(4));
+	KUNIT_EXPECT_EQ(test, pfns[0], 0UL);
+	KUNIT_EXPECT_EQ(test, pfns[1], 0UL);
+	/* the pages of the run keep their requests for the fault */
+	KUNIT_EXPECT_EQ(test, pfns[2], F);
+
+	/* mapped read-only: reads are satisfied, the write is not */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8), ro, 100),
+			HMM_WALK_FAULT);
+	for (i = 0; i < 5; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i], ro | (100UL + i));
+	KUNIT_EXPECT_EQ(test, w.fault_start, HK_PAGE(5));
+	KUNIT_EXPECT_EQ(test, w.fault_end, HK_PAGE(6));
+	KUNIT_EXPECT_EQ(test, pfns[5], F | W);
+
+	/* mapped writable: everything is satisfied */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8),
+					 ro | HMM_PFN_WRITE, 200), 0);
+	for (i = 0; i < HK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i], ro | HMM_PFN_WRITE | (200UL + i));
+
+	/* a run stops at the end of the piece being reported */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(3), HK_PAGE(4), 0, 0),
+			HMM_WALK_FAULT);
+	KUNIT_EXPECT_EQ(test, w.fault_start, HK_PAGE(3));
+	KUNIT_EXPECT_EQ(test, w.fault_end, HK_PAGE(4));
+}
+
+static void hk_report_no_requests(struct kunit *test)
+{
+	const unsigned long F = HMM_PFN_REQ_FAULT;
+	const unsigned long in[HK_NPAGES] = { F, F, F, F, F, F, F, F };
+	struct hmm_range r = { };	/* the mask hides every request */
+	unsigned long pfns[HK_NPAGES];
+	struct hmm_walker w;
+	int i;
+
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_FALSE(test, w.may_fault);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8), 0, 0), 0);
+	for (i = 0; i < HK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i], 0UL);
+}
+
+static void hk_report_error(struct kunit *test)
+{
+	const unsigned long F = HMM_PFN_REQ_FAULT;
+	const unsigned long in[HK_NPAGES] = { 0, 0, 0, F, 0, 0, 0, 0 };
+	struct hmm_range r = { .pfn_flags_mask = F };
+	unsigned long pfns[HK_NPAGES];
+	struct hmm_walker w;
+	int i;
+
+	/* no page of the piece asks: each reads as an error */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report_error(&w, HK_PAGE(4), HK_PAGE(8)), 0);
+	for (i = 4; i < HK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i], (unsigned long)HMM_PFN_ERROR);
+
+	/* one page asks for a fault: the call fails */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report_error(&w, HK_PAGE(0), HK_PAGE(8)),
+			-EFAULT);
+}
+
+static void hk_bad_range(struct kunit *test)
+{
+	unsigned long pfns[HK_NPAGES];
+	struct hmm_range r = { .hmm_pfns = pfns };
+
+	/* refused before the notifier (NULL here) is looked at */
+	r.start = HK_START;
+	r.end = HK_START;
+	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
+	r.end = HK_START - PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
+	r.end = HK_START + PAGE_SIZE + 1;
+	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
+	r.start = HK_START + 8;
+	r.end = HK_START + PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
+}
+
+static struct kunit_case hmm_kunit_cases[] = {
+	KUNIT_CASE(hk_encoding),
+	KUNIT_CASE(hk_map_order),
+	KUNIT_CASE(hk_pfn_to_page),
+	KUNIT_CASE(hk_request),
+	KUNIT_CASE(hk_needs_fault),
+	KUNIT_CASE(hk_pte_state),
+	KUNIT_CASE(hk_report_runs),
+	KUNIT_CASE(hk_report_no_requests),
+	KUNIT_CASE(hk_report_error),
+	KUNIT_CASE(hk_bad_range),
+	{}
+};
+
+static struct kunit_suite hmm_kunit_suite = {
+	.name = "hmm",
+	.test_cases = hmm_kunit_cases,
+};
+
+kunit_test_suite(hmm_kunit_suite);
+
+#endif /* _MM_TESTS_HMM_KUNIT_H */
