@@ -261,7 +261,8 @@ static void dmirror_pool_fill(struct dmirror_device *mdevice,
 
 /*
  * Take a free device page for data: returned with one reference, locked,
- * and (for private memory) with a zeroed-on-demand system page behind it.
+ * and (for private memory) with a system page behind it to hold its data.
+ * The caller fills the data in.
  */
 static struct page *dmirror_page_get(struct dmirror_device *mdevice)
 {
