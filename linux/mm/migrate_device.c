@@ -29,17 +29,20 @@
  * zero page) that the driver may fill with a new page.
  *
  * Life of a selected source page:
- *  1. the page-table walk takes a reference on it;
- *  2. it is locked with a trylock (nothing ever sleeps on a page lock while
- *     holding another one here, so migrations cannot deadlock each other);
- *  3. system pages are taken off the LRU, the isolation reference replacing
+ *  1. the page-table walk finds it, takes a reference and locks it with a
+ *     trylock (nothing here ever sleeps on a page lock while holding another
+ *     one, so migrations cannot deadlock each other), and replaces its pte
+ *     with a migration entry on the spot, under the page table lock that the
+ *     walk holds anyway;
+ *  2. system pages are taken off the LRU, the isolation reference replacing
  *     the walk's one;
- *  4. try_to_migrate() replaces each of its mappings, wherever the rmap finds
- *     them, with a migration entry;
- *  5. if it is still mapped, or somebody else holds a reference (a GUP pin
+ *  3. try_to_migrate() replaces the mappings the walk could not see (other
+ *     processes after fork(), or every mapping when we start from a pfn)
+ *     with migration entries too;
+ *  4. if it is still mapped, or somebody else holds a reference (a GUP pin
  *     for instance), the mappings are restored at once and the entry is
  *     dropped from the migration;
- *  6. migrate_vma_pages() moves the mapping to the destination, and
+ *  5. migrate_vma_pages() moves the page's identity to the destination, and
  *     finalize either frees the source or puts it back where it was.
  *
  * Only order-0 pages move: a PMD-mapped transparent huge page met by the walk
@@ -191,9 +194,76 @@ empty:
 }
 
 /*
- * Walk the ptes of [addr, end) under the page table lock.  Returns where it
- * stopped: @end, or earlier when it met a large folio (@large is then set)
- * or could not map the page table (the pmd changed under us).
+ * Replace the pte at @addr, which maps @page (locked and referenced by us),
+ * with a migration entry, as try_to_migrate() would but without an rmap
+ * walk, since the walk already holds the page table lock.  The entry keeps
+ * what the pte knew: writable or not, exclusive to this mapping, young,
+ * dirty, soft-dirty and uffd-wp bits.  Returns false and leaves the pte as
+ * it was if the page may be pinned (its exclusivity cannot be given up).
+ * The caller flushes the TLB before dropping the lock.
+ */
+static bool mvma_set_migration_entry(struct vm_area_struct *vma,
+				     unsigned long addr, pte_t *ptep,
+				     struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct mm_struct *mm = vma->vm_mm;
+	bool exclusive = folio_test_anon(folio) && PageAnonExclusive(page);
+	bool writable, young = false, dirty = false, soft_dirty, uffd_wp;
+	unsigned long pfn = page_to_pfn(page);
+	swp_entry_t entry;
+	pte_t old, pte;
+
+	old = ptep_get_and_clear(mm, addr, ptep);
+	if (exclusive && folio_try_share_anon_rmap_pte(folio, page)) {
+		set_pte_at(mm, addr, ptep, old);
+		return false;
+	}
+
+	if (pte_present(old)) {
+		writable = pte_write(old);
+		young = pte_young(old);
+		dirty = pte_dirty(old);
+		soft_dirty = pte_soft_dirty(old);
+		uffd_wp = pte_uffd_wp(old);
+		if (dirty)
+			folio_mark_dirty(folio);
+	} else {
+		/* A device-private entry. */
+		writable = is_writable_device_private_entry(pte_to_swp_entry(old));
+		soft_dirty = pte_swp_soft_dirty(old);
+		uffd_wp = pte_swp_uffd_wp(old);
+	}
+
+	if (writable)
+		entry = make_writable_migration_entry(pfn);
+	else if (exclusive)
+		entry = make_readable_exclusive_migration_entry(pfn);
+	else
+		entry = make_readable_migration_entry(pfn);
+	if (young)
+		entry = make_migration_entry_young(entry);
+	if (dirty)
+		entry = make_migration_entry_dirty(entry);
+	pte = swp_entry_to_pte(entry);
+	if (soft_dirty)
+		pte = pte_swp_mksoft_dirty(pte);
+	if (uffd_wp)
+		pte = pte_swp_mkuffd_wp(pte);
+	set_pte_at(mm, addr, ptep, pte);
+
+	/* The mapping's reference goes; ours stays until finalize. */
+	folio_remove_rmap_pte(folio, page, vma);
+	folio_put(folio);
+	return true;
+}
+
+/*
+ * Walk the ptes of [addr, end) under the page table lock, recording each
+ * entry and unmapping on the spot every selected page that can be locked
+ * without waiting (a page somebody else has locked is left alone).  Returns
+ * where it stopped: @end, or earlier when it met a large folio (@large is
+ * then set) or could not map the page table (the pmd changed under us).
  */
 static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 				       struct mm_walk *walk, pmd_t *pmdp,
@@ -201,25 +271,54 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 				       struct folio *skip,
 				       struct folio **large)
 {
+	struct vm_area_struct *vma = walk->vma;
+	unsigned long first = addr;
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
+	bool flush = false;
 
 	start_pte = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return addr;
+	arch_enter_lazy_mmu_mode();
 
 	for (ptep = start_pte; addr < end; addr += PAGE_SIZE, ptep++) {
+		pte_t pte = ptep_get(ptep);
+		struct page *page;
 		unsigned long mpfn;
 
-		mpfn = mvma_collect_one(migrate, walk->vma, addr,
-					ptep_get(ptep), skip, large);
+		mpfn = mvma_collect_one(migrate, vma, addr, pte, skip, large);
 		if (*large)
 			break;
+
+		page = migrate_pfn_to_page(mpfn);
+		if (page) {
+			struct folio *folio = page_folio(page);
+
+			if (!folio_trylock(folio)) {
+				folio_put(folio);
+				mpfn = 0;
+			} else if (!mvma_set_migration_entry(vma, addr, ptep,
+							     page)) {
+				folio_unlock(folio);
+				folio_put(folio);
+				mpfn = 0;
+			} else if (pte_present(pte)) {
+				flush = true;
+			}
+		}
+
 		migrate->src[mvma_index(migrate, addr)] = mpfn;
 		if (mpfn & MIGRATE_PFN_MIGRATE)
 			migrate->cpages++;
 	}
+
+	arch_leave_lazy_mmu_mode();
+	if (flush)
+		flush_tlb_range(vma, first, addr);
 	pte_unmap_unlock(start_pte, ptl);
+	if (vma->vm_flags & VM_LOCKED)
+		mlock_drain_local();
 	return addr;
 }
 
@@ -376,7 +475,7 @@ static void migrate_device_release_src(struct folio *folio, bool moved)
 
 /*
  * Unmap the locked, referenced pages of @src_pfns, leaving migration entries
- * (step 3 to 5 in the comment at the top).  Entries that cannot move are
+ * (steps 2 to 4 in the comment at the top).  Entries that cannot move are
  * restored, unlocked, released and cleared.  Returns how many entries are
  * still migrating, empty slots included.
  */
@@ -405,6 +504,7 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 				drained = true;
 			}
 			if (!folio_isolate_lru(folio)) {
+				remove_migration_ptes(folio, folio, 0);
 				folio_unlock(folio);
 				folio_put(folio);
 				src_pfns[i] = 0;
@@ -428,21 +528,6 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 		moving++;
 	}
 	return moving;
-}
-
-/* Lock the collected pages, dropping those somebody else has locked. */
-static void mvma_lock_pages(struct migrate_vma *migrate)
-{
-	unsigned long i;
-
-	for (i = 0; i < migrate->npages; i++) {
-		struct page *page = migrate_pfn_to_page(migrate->src[i]);
-
-		if (page && !folio_trylock(page_folio(page))) {
-			folio_put(page_folio(page));
-			migrate->src[i] = 0;
-		}
-	}
 }
 
 /*
@@ -524,11 +609,9 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->cpages = 0;
 
 	mvma_collect(args);
-	if (args->cpages) {
-		mvma_lock_pages(args);
+	if (args->cpages)
 		args->cpages = migrate_device_unmap(args->src, npages,
 						    args->fault_page);
-	}
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -767,7 +850,7 @@ void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 EXPORT_SYMBOL(migrate_device_pages);
 
 /*
- * Step 6 of the comment at the top, for every entry: the work of
+ * Step 5 of the comment at the top, for every entry: the work of
  * migrate_device_finalize() and migrate_vma_finalize().
  */
 static void migrate_device_end(const unsigned long *src_pfns,
