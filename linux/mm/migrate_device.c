@@ -211,6 +211,7 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 	bool exclusive = folio_test_anon(folio) && PageAnonExclusive(page);
 	bool writable, young = false, dirty = false, soft_dirty, uffd_wp;
 	unsigned long pfn = page_to_pfn(page);
+	struct anon_vma *anon_vma;
 	swp_entry_t entry;
 	pte_t old, pte;
 
@@ -252,7 +253,14 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 		pte = pte_swp_mkuffd_wp(pte);
 	set_pte_at(mm, addr, ptep, pte);
 
-	/* The mapping's reference goes; ours stays until finalize. */
+	/*
+	 * The mapping's reference goes; ours stays until finalize, and so
+	 * does one on the anon_vma (see migrate_device_unmap()), which this
+	 * VMA keeps alive while we hold the mmap lock.
+	 */
+	anon_vma = folio_anon_vma(folio);
+	if (anon_vma)
+		get_anon_vma(anon_vma);
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
 	return true;
@@ -461,16 +469,32 @@ static bool migrate_device_refs_ok(struct folio *folio, bool fault_page)
 }
 
 /*
- * Release a source folio whose migration entries are gone: a system folio
- * that stays goes back to the LRU, one that moved is freed with the
- * isolation reference; device folios only drop our reference.
+ * Unlock and release a source folio whose migration entries are gone: an
+ * isolated system folio that stays goes back to the LRU (@to_lru), any
+ * other just loses our reference (one that moved is freed by it).  The
+ * reference on the anon_vma taken at unmap time goes last, as it kept the
+ * rmap walk that removed the migration entries safe.
  */
-static void migrate_device_release_src(struct folio *folio, bool moved)
+static void migrate_device_release_src(struct folio *folio, bool to_lru)
 {
-	if (!folio_is_zone_device(folio) && !moved)
+	struct anon_vma *anon_vma = folio_anon_vma(folio);
+
+	folio_unlock(folio);
+	if (to_lru)
 		folio_putback_lru(folio);
 	else
 		folio_put(folio);
+	if (anon_vma)
+		put_anon_vma(anon_vma);
+}
+
+/* Map a source folio back where it was, let it go, clear its entry. */
+static void migrate_device_restore(unsigned long *mpfn, struct folio *folio,
+				   bool isolated)
+{
+	remove_migration_ptes(folio, folio, 0);
+	migrate_device_release_src(folio, isolated);
+	*mpfn = 0;
 }
 
 /*
@@ -478,10 +502,17 @@ static void migrate_device_release_src(struct folio *folio, bool moved)
  * (steps 2 to 4 in the comment at the top).  Entries that cannot move are
  * restored, unlocked, released and cleared.  Returns how many entries are
  * still migrating, empty slots included.
+ *
+ * Every anonymous source keeps a reference on its anon_vma until finalize:
+ * once the last mapping is a migration entry nothing else keeps the anon_vma
+ * alive if the processes exit meanwhile, and the entries are found through
+ * it.  The collect walk already took it (@walked); the pfn-based callers,
+ * which hold no mmap lock, take it here while the folio is still mapped.
  */
 static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 					  unsigned long npages,
-					  struct page *fault_page)
+					  struct page *fault_page,
+					  bool walked)
 {
 	unsigned long i, moving = 0;
 	bool drained = false;
@@ -497,6 +528,15 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 		}
 		folio = page_folio(page);
 
+		if (!walked && folio_test_anon(folio) &&
+		    !folio_get_anon_vma(folio)) {
+			/* Not mapped anywhere any more: nothing to move. */
+			folio_unlock(folio);
+			folio_put(folio);
+			src_pfns[i] = 0;
+			continue;
+		}
+
 		if (!folio_is_zone_device(folio)) {
 			/* A folio fresh from a fault may sit in a per-cpu batch. */
 			if (!folio_test_lru(folio) && !drained) {
@@ -504,10 +544,8 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 				drained = true;
 			}
 			if (!folio_isolate_lru(folio)) {
-				remove_migration_ptes(folio, folio, 0);
-				folio_unlock(folio);
-				folio_put(folio);
-				src_pfns[i] = 0;
+				migrate_device_restore(&src_pfns[i], folio,
+						       false);
 				continue;
 			}
 			/* The isolation reference is ours from now on. */
@@ -519,10 +557,8 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 
 		if (folio_mapped(folio) ||
 		    !migrate_device_refs_ok(folio, page == fault_page)) {
-			remove_migration_ptes(folio, folio, 0);
-			folio_unlock(folio);
-			migrate_device_release_src(folio, false);
-			src_pfns[i] = 0;
+			migrate_device_restore(&src_pfns[i], folio,
+					       !folio_is_zone_device(folio));
 			continue;
 		}
 		moving++;
@@ -611,7 +647,7 @@ int migrate_vma_setup(struct migrate_vma *args)
 	mvma_collect(args);
 	if (args->cpages)
 		args->cpages = migrate_device_unmap(args->src, npages,
-						    args->fault_page);
+						    args->fault_page, true);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -883,8 +919,8 @@ static void migrate_device_end(const unsigned long *src_pfns,
 		folio = page_folio(page);
 		moved = newfolio && (src_pfns[i] & MIGRATE_PFN_MIGRATE);
 		remove_migration_ptes(folio, moved ? newfolio : folio, 0);
-		folio_unlock(folio);
-		migrate_device_release_src(folio, moved);
+		migrate_device_release_src(folio, !moved &&
+					   !folio_is_zone_device(folio));
 
 		if (!newfolio)
 			continue;
@@ -968,7 +1004,7 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 		folio_lock(folio);
 		src_pfns[i] = migrate_pfn(start + i) | MIGRATE_PFN_MIGRATE;
 	}
-	migrate_device_unmap(src_pfns, npages, NULL);
+	migrate_device_unmap(src_pfns, npages, NULL, false);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -997,7 +1033,7 @@ int migrate_device_coherent_folio(struct folio *folio)
 		return -EBUSY;
 	}
 	src_pfn = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_MIGRATE;
-	if (!migrate_device_unmap(&src_pfn, 1, NULL))
+	if (!migrate_device_unmap(&src_pfn, 1, NULL, false))
 		return -EBUSY;
 
 	/* The new page will be pinned: it must not be movable. */
