@@ -281,13 +281,25 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 {
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long first = addr;
+	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
 	bool flush = false;
 
-	start_pte = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	/*
+	 * pte_offset_map_lock() spelled out (map, lock, check the PMD still
+	 * holds this table), so that sparse can follow the lock.
+	 */
+	start_pte = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return addr;
+	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
+	spin_lock(ptl);
+	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp))) {
+		spin_unlock(ptl);
+		pte_unmap(start_pte);
+		return addr;
+	}
 	arch_enter_lazy_mmu_mode();
 
 	for (ptep = start_pte; addr < end; addr += PAGE_SIZE, ptep++) {
@@ -324,7 +336,8 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 	arch_leave_lazy_mmu_mode();
 	if (flush)
 		flush_tlb_range(vma, first, addr);
-	pte_unmap_unlock(start_pte, ptl);
+	spin_unlock(ptl);
+	pte_unmap(start_pte);
 	if (vma->vm_flags & VM_LOCKED)
 		mlock_drain_local();
 	return addr;
@@ -612,11 +625,13 @@ static int mvma_check_args(const struct migrate_vma *args)
  *    anonymous mapping (nothing there yet, or the zero page), only reported
  *    when system memory is selected; a new zeroed page may be provided;
  *  - no MIGRATE_PFN_MIGRATE: leave this entry alone.
+ *
  * MIGRATE_PFN_WRITE tells that the page was mapped writable.  The dst array
  * is cleared.  The caller then stores in dst the locked destination pages
- * (migrate_pfn() of the pfn, with MIGRATE_PFN_WRITE to map an empty slot
- * writable) and calls migrate_vma_pages() and migrate_vma_finalize(), which
- * must always be called after a successful setup, even if nothing is copied.
+ * (migrate_pfn() of the pfn; a page for an empty slot is mapped writable
+ * when the VMA is, as in 6.12, whatever dst says) and calls
+ * migrate_vma_pages() and migrate_vma_finalize(), which must always be
+ * called after a successful setup, even if nothing is copied.
  *
  * @args->npages is set to the number of pages of the range and
  * @args->cpages to the number of entries left with MIGRATE_PFN_MIGRATE.
@@ -661,16 +676,20 @@ EXPORT_SYMBOL(migrate_vma_setup);
  * mapping.  Returns true if it was mapped.
  */
 static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
-			     struct page *page, unsigned long mpfn)
+			     struct page *page)
 {
 	struct vm_area_struct *vma = migrate->vma;
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
-	bool writable = (mpfn & MIGRATE_PFN_WRITE) &&
-			(vma->vm_flags & VM_WRITE);
+	/*
+	 * 6.12 drivers (nouveau, amdkfd) give no MIGRATE_PFN_WRITE for an
+	 * empty slot: a new page is as writable as the VMA.
+	 */
+	bool writable = vma->vm_flags & VM_WRITE;
 	pte_t *ptep, orig, pte;
 	bool zero = false;
 	spinlock_t *ptl;	/* of the page table */
+	pmd_t pmdval;
 	pgd_t *pgdp;
 	p4d_t *p4dp;
 	pud_t *pudp;
@@ -720,10 +739,18 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 			pte = pte_mkwrite(pte_mkdirty(pte), vma);
 	}
 
-	ptep = pte_offset_map_lock(mm, pmdp, addr, &ptl);
+	/*
+	 * Map without the lock, then lock and check the PMD still holds this
+	 * table (what pte_offset_map_lock() does, in a form sparse follows).
+	 */
+	pmdval = pmdp_get_lockless(pmdp);
+	ptep = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
 	if (!ptep)
 		return false;
-	if (check_stable_address_space(mm) || userfaultfd_missing(vma))
+	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
+	spin_lock(ptl);
+	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp)) ||
+	    check_stable_address_space(mm) || userfaultfd_missing(vma))
 		goto unlock;
 	orig = ptep_get(ptep);
 	if (pte_present(orig)) {
@@ -747,11 +774,13 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 	set_pte_at(mm, addr, ptep, pte);
 	if (pte_present(pte))
 		update_mmu_cache(vma, addr, ptep);
-	pte_unmap_unlock(ptep, ptl);
+	spin_unlock(ptl);
+	pte_unmap(ptep);
 	return true;
 
 unlock:
-	pte_unmap_unlock(ptep, ptl);
+	spin_unlock(ptl);
+	pte_unmap(ptep);
 	return false;
 }
 
@@ -825,8 +854,7 @@ static void __migrate_device_pages(unsigned long *src_pfns,
 				mvma_notify_from(migrate, addr, &range);
 				notified = true;
 			}
-			if (!mvma_insert_page(migrate, addr, newpage,
-					      dst_pfns[i]))
+			if (!mvma_insert_page(migrate, addr, newpage))
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			continue;
 		}
