@@ -1355,13 +1355,13 @@ static int dmirror_fops_mmap(struct file *filp, struct vm_area_struct *vma)
 }
 
 static const struct file_operations dmirror_fops = {
-	.owner		= THIS_MODULE,
-	.open		= dmirror_fops_open,
-	.release	= dmirror_fops_release,
-	.mmap		= dmirror_fops_mmap,
-	.unlocked_ioctl	= dmirror_fops_unlocked_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.llseek		= default_llseek,
+	.owner = THIS_MODULE,
+	.llseek = default_llseek,
+	.open = dmirror_fops_open,
+	.mmap = dmirror_fops_mmap,
+	.unlocked_ioctl = dmirror_fops_unlocked_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = dmirror_fops_release,
 };
 
 /* ------------------------------------------------------------------ */
