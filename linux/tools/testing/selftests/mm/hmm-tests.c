@@ -2936,6 +2936,112 @@ TEST_F_TIMEOUT(hmm, migrate_races_cpu_reads, 120)
 	tbuf_free(b);
 }
 
+struct migrator {
+	int fd;
+	char *addr;
+	unsigned long npages;
+	char *io;
+	bool stop;
+	unsigned long rounds;
+	int bad_ret;
+	unsigned long bad_req;
+};
+
+/* Migrate the range to the device and back until told to stop. */
+static void *migrator_fn(void *arg)
+{
+	struct migrator *m = arg;
+	struct hmm_dmirror_cmd c;
+	int ret;
+
+	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
+		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_DEV, m->addr,
+			      m->npages, m->io, &c);
+		if (ret && ret != -ENOENT && ret != -EBUSY) {
+			m->bad_ret = ret;
+			m->bad_req = HMM_DMIRROR_MIGRATE_TO_DEV;
+			break;
+		}
+		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_SYS, m->addr,
+			      m->npages, m->io, &c);
+		if (ret && ret != -EBUSY) {
+			m->bad_ret = ret;
+			m->bad_req = HMM_DMIRROR_MIGRATE_TO_SYS;
+			break;
+		}
+		m->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * A thread migrates a buffer to the device and back without pause while
+ * the process forks (the child checks its copy and writes to it), flips
+ * the buffer read-only and back, and drops half of it with
+ * MADV_DONTNEED (which must read as zeroes, then is filled again). After
+ * every step the data is what the process last wrote, and the migrations
+ * only ever fail with the errors a race allows.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_mm_changes, 180)
+{
+	struct migrator m = { .fd = self->fd, .npages = 64 };
+	size_t ps = self->ps, half;
+	struct tbuf *b = tbuf_anon(ps, 64, RW);
+	pthread_t th;
+	pid_t pid;
+	int i;
+
+	ASSERT_NE(NULL, b);
+	half = b->size / 2;
+	m.addr = b->cpu;
+	m.io = malloc(b->size);
+	ASSERT_NE(NULL, m.io);
+	pattern_fill(b->cpu, b->size, 170);
+	ASSERT_EQ(0, pthread_create(&th, NULL, migrator_fn, &m));
+	for (i = 0; i < 90 && !m.bad_ret; i++) {
+		switch (i % 3) {
+		case 0:
+			pid = fork();
+			ASSERT_LE(0, pid);
+			if (!pid) {
+				CHILD_CHECK(pattern_check(b->cpu, b->size,
+							  170) < 0);
+				pattern_fill(b->cpu, half, 171);
+				CHILD_CHECK(pattern_check(b->cpu, half,
+							  171) < 0);
+				_exit(0);
+			}
+			ASSERT_EQ(0, child_wait(pid));
+			break;
+		case 1:
+			ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+			ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 170));
+			ASSERT_EQ(0, mprotect(b->cpu, b->size, RW));
+			break;
+		case 2:
+			ASSERT_EQ(0, madvise(b->cpu + half, half,
+					     MADV_DONTNEED));
+			ASSERT_EQ(-1, bytes_check(b->cpu + half, half, 0));
+			pattern_fill_from(b->cpu + half, half, 170, half);
+			break;
+		}
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 170))
+			TH_LOG("step %d", i);
+	}
+	__atomic_store_n(&m.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(0, m.bad_ret)
+		TH_LOG("request 0x%lx failed with %d", m.bad_req, m.bad_ret);
+	ASSERT_LT(0, m.rounds);
+
+	/* the device sees the same data */
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, NULL));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 170));
+	free(m.io);
+	tbuf_free(b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
 /* ------------------------------------------------------------------ */
