@@ -14,8 +14,8 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
 	sizes=${BENCH_SIZES:-2,32}
 	reps=${BENCH_REPS:-3}
 fi
-args="-s,$sizes,-m,${BENCH_MEM:-4k,thp}"
-[[ -n ${BENCH_WORKLOADS:-} ]] && args+=",-w,$BENCH_WORKLOADS"
+args="-s+$sizes+-m+${BENCH_MEM:-4k,thp}"
+[[ -n ${BENCH_WORKLOADS:-} ]] && args+="+-w+$BENCH_WORKLOADS"
 
 stage deps-bench "$here/deps.sh" --bench
 # One bench binary, built once, goes into both kernels' initramfs.

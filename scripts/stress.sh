@@ -11,7 +11,7 @@ flavour=${FLAVOUR:-debug}
 "$here/kernel.sh" ours "$flavour"
 take_lock
 res=$RESULTS/stress-$(date +%Y%m%d-%H%M%S)
-HMM_ARGS="-t,$secs${STRESS_ARGS:+,$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
+HMM_ARGS="-t+$secs${STRESS_ARGS:++$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
 	stage stress "$here/boot.sh" "$(build_dir ours "$flavour")" stress "$res"
 "$here/results.py" "$res" >"$res/summary.txt" || true
 grep -h '^#' "$res/tests.log" | tail -n 20 || true
