@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * unload-live: unload test_hmm while this process still maps pages of
+ * every device, then check that nothing was lost and that the module
+ * loads and works again. TAP output.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#define NPAGES	64
+#define RELOAD	"modprobe test_hmm spm_addr_dev0=0x100000000 spm_addr_dev1=0x110000000"
+
+static long ps;
+static int n;
+
+static void ok(int cond, const char *what)
+{
+	printf("%sok %d %s\n", cond ? "" : "not ", ++n, what);
+}
+
+static int cmd(int fd, unsigned long req, void *addr, void *ptr,
+	       struct hmm_dmirror_cmd *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->addr = (uintptr_t)addr;
+	c->ptr = (uintptr_t)ptr;
+	c->npages = NPAGES;
+	return ioctl(fd, req, c) ? -errno : 0;
+}
+
+static void fill(uint32_t *p, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < NPAGES * ps / 4; i++)
+		p[i] = seed * 2654435761u + i;
+}
+
+static int check(const uint32_t *p, uint32_t seed)
+{
+	size_t i;
+
+	for (i = 0; i < NPAGES * ps / 4; i++)
+		if (p[i] != seed * 2654435761u + i)
+			return 0;
+	return 1;
+}
+
+static int on_device(int fd, void *buf, unsigned char want)
+{
+	unsigned char snap[NPAGES];
+	struct hmm_dmirror_cmd c;
+	int i;
+
+	if (cmd(fd, HMM_DMIRROR_SNAPSHOT, buf, snap, &c))
+		return 0;
+	for (i = 0; i < NPAGES; i++)
+		if ((snap[i] & 0xf0) != want)
+			return 0;
+	return 1;
+}
+
+int main(void)
+{
+	uint32_t *buf[4], *io;
+	struct hmm_dmirror_cmd c;
+	char path[32];
+	int i, fd;
+
+	ps = sysconf(_SC_PAGESIZE);
+	printf("TAP version 13\n1..%d\n", 4 + 1 + 4 + 4);
+	io = malloc(NPAGES * ps);
+	for (i = 0; i < 4; i++) {
+		unsigned char want = i < 2 ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
+				     HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL;
+
+		buf[i] = mmap(NULL, NPAGES * ps, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		madvise(buf[i], NPAGES * ps, MADV_NOHUGEPAGE);
+		fill(buf[i], 100 + i);
+		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
+		fd = open(path, O_RDWR);
+		ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
+		   c.cpages == NPAGES && on_device(fd, buf[i], want),
+		   "migrated to a device before unload");
+		close(fd);
+	}
+	ok(system("rmmod test_hmm") == 0, "rmmod with device pages mapped");
+	for (i = 0; i < 4; i++)
+		ok(check(buf[i], 100 + i), "data intact after unload");
+	ok(system(RELOAD) == 0, "module reloads");
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
+		fd = open(path, O_RDWR);
+		ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
+		   c.cpages == NPAGES && check(io, 100 + i) &&
+		   !cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf[i], NULL, &c) &&
+		   check(buf[i], 100 + i), "device works after reload");
+		close(fd);
+	}
+	free(io);
+	return 0;
+}

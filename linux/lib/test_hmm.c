@@ -1,0 +1,1527 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A make-believe device for exercising HMM from userspace.
+ *
+ * The module creates up to four character devices, /dev/hmm_dmirror0..3.
+ * Each one plays a device with its own page table and its own memory:
+ * units 0 and 1 keep migrated data in DEVICE_PRIVATE memory (struct pages
+ * with no CPU mapping, the data held for them in ordinary pages the driver
+ * allocates), units 2 and 3 in DEVICE_COHERENT memory carved out of two
+ * physical windows given as module parameters (real RAM the CPU may map
+ * directly).  Without both parameters only units 0 and 1 exist.
+ *
+ * Every unit is its own device: it has its own pgmap owner, so its peer
+ * (0 for 1, 2 for 3) sees its pages as "remote" ones.
+ *
+ * The ABI is lib/test_hmm_uapi.h; tools/testing/selftests/mm/hmm-tests.c
+ * is the specification of the behaviour.
+ *
+ * The file is laid out by concept:
+ *
+ *   Devices           a unit, its counters and its kind
+ *   Device memory     chunks mapped with memremap_pages(), the pool of free
+ *                     device pages, page_free()
+ *   The mirror        the per-open-file device page table and the
+ *                     mmu_interval_notifier keeping it honest
+ *   Faulting          filling the mirror with hmm_range_fault()
+ *   Data commands     READ and WRITE through the mirror
+ *   Migration         to and from device memory, CPU faults on device
+ *                     pages (migrate_to_ram()), eviction of a whole unit
+ *   Snapshot          describing pages without faulting them
+ *   Exclusive access  make_device_exclusive_range() and its check
+ *   File operations   open, release, mmap, the ioctl dispatcher
+ *   Module            parameters, load and unload
+ *
+ * Locking, from the outside in: mmap_lock of the mirrored mm, then the
+ * mirror's mutex.  The mutex is also taken by the invalidation callback,
+ * which the core mm may call from reclaim, so nothing that could enter
+ * reclaim is done under it (mirror entries are stored with GFP_ATOMIC) and
+ * no user memory is touched under it (data goes through a kernel bounce
+ * buffer).  A unit's chunk mutex is never taken under mmap_lock: the pool
+ * is grown before a migration starts.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cdev.h>
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/ioport.h>
+#include <linux/kernel.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "test_hmm_uapi.h"
+
+#define DMIRROR_NR_UNITS	4
+#define DMIRROR_NR_PRIVATE	2
+
+/* Pages handled per step of every range command. */
+#define DMIRROR_BATCH		64UL
+
+/* Device memory is mapped in chunks of this size, on demand. */
+#define DMIRROR_CHUNK_SIZE	SZ_64M
+#define DMIRROR_CHUNK_PAGES	(DMIRROR_CHUNK_SIZE >> PAGE_SHIFT)
+/* A private unit owns at most 1 GiB; a coherent one its 256 MiB window. */
+#define DMIRROR_PRIVATE_CHUNKS	16
+#define DMIRROR_WINDOW_SIZE	SZ_256M
+#define DMIRROR_WINDOW_CHUNKS	(DMIRROR_WINDOW_SIZE / DMIRROR_CHUNK_SIZE)
+#define DMIRROR_MAX_CHUNKS	DMIRROR_PRIVATE_CHUNKS
+
+/* How often a command goes back to the CPU page tables before EBUSY. */
+#define DMIRROR_MAX_TRIES	16
+
+/* ------------------------------------------------------------------ */
+/* Devices                                                             */
+/* ------------------------------------------------------------------ */
+
+struct dmirror_chunk;
+
+/*
+ * One unit. The structure is also the pgmap owner of its memory, which is
+ * how a page is traced back to the unit that holds it.
+ */
+struct dmirror_device {
+	struct device		dev;
+	struct cdev		cdev;
+	unsigned int		kind;		/* HMM_DMIRROR_MEMORY_* */
+	phys_addr_t		window;		/* coherent units only */
+
+	/* Chunks are only added while loaded, and removed at unload. */
+	struct mutex		chunk_lock;
+	struct dmirror_chunk	*chunks[DMIRROR_MAX_CHUNKS];
+	unsigned int		nr_chunks;
+	unsigned int		max_chunks;
+
+	/* Free device pages, chained through page->zone_device_data. */
+	spinlock_t		pool_lock;
+	struct page		*pool;
+	unsigned long		pool_free;
+
+	atomic64_t		faults;
+	atomic64_t		to_device;
+	atomic64_t		to_system;
+	atomic64_t		pages_in_use;
+	atomic64_t		pages_total;
+	atomic64_t		evictions;
+};
+
+static dev_t dmirror_devt;
+static struct dmirror_device *dmirror_units[DMIRROR_NR_UNITS];
+
+static bool dmirror_is_private(const struct dmirror_device *mdevice)
+{
+	return mdevice->kind == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+}
+
+static struct dmirror_device *dmirror_page_unit(struct page *page)
+{
+	return page->pgmap->owner;
+}
+
+/*
+ * The memory that holds a device page's data: for a private page the
+ * system page the driver keeps for it, for any other page the page itself.
+ */
+static struct page *dmirror_data_page(struct page *page)
+{
+	if (is_device_private_page(page))
+		return page->zone_device_data;
+	return page;
+}
+
+/* ------------------------------------------------------------------ */
+/* Device memory                                                       */
+/* ------------------------------------------------------------------ */
+
+struct dmirror_chunk {
+	struct dev_pagemap	pgmap;
+	struct resource		*res;		/* private chunks only */
+};
+
+static const struct dev_pagemap_ops dmirror_pagemap_ops;
+
+static void dmirror_pool_push(struct dmirror_device *mdevice,
+			      struct page *page)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&mdevice->pool_lock, flags);
+	page->zone_device_data = mdevice->pool;
+	mdevice->pool = page;
+	mdevice->pool_free++;
+	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
+}
+
+static struct page *dmirror_pool_pop(struct dmirror_device *mdevice)
+{
+	unsigned long flags;
+	struct page *page;
+
+	spin_lock_irqsave(&mdevice->pool_lock, flags);
+	page = mdevice->pool;
+	if (page) {
+		mdevice->pool = page->zone_device_data;
+		page->zone_device_data = NULL;
+		mdevice->pool_free--;
+	}
+	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
+	return page;
+}
+
+/*
+ * Map one more chunk of device memory and put its pages in the pool.
+ * Private memory takes an unused piece of the physical address space;
+ * coherent memory takes the next piece of the unit's window.
+ */
+static int dmirror_chunk_add(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk;
+	unsigned long pfn, first;
+	void *ret;
+
+	lockdep_assert_held(&mdevice->chunk_lock);
+	if (mdevice->nr_chunks >= mdevice->max_chunks)
+		return -ENOSPC;
+
+	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
+	if (!chunk)
+		return -ENOMEM;
+
+	if (dmirror_is_private(mdevice)) {
+		chunk->res = request_free_mem_region(&iomem_resource,
+						     DMIRROR_CHUNK_SIZE,
+						     "hmm_dmirror");
+		if (IS_ERR(chunk->res)) {
+			int err = PTR_ERR(chunk->res);
+
+			kfree(chunk);
+			return err;
+		}
+		chunk->pgmap.type = MEMORY_DEVICE_PRIVATE;
+		chunk->pgmap.range.start = chunk->res->start;
+		chunk->pgmap.range.end = chunk->res->end;
+	} else {
+		chunk->pgmap.type = MEMORY_DEVICE_COHERENT;
+		chunk->pgmap.range.start = mdevice->window +
+			(phys_addr_t)mdevice->nr_chunks * DMIRROR_CHUNK_SIZE;
+		chunk->pgmap.range.end = chunk->pgmap.range.start +
+			DMIRROR_CHUNK_SIZE - 1;
+	}
+	chunk->pgmap.nr_range = 1;
+	chunk->pgmap.ops = &dmirror_pagemap_ops;
+	chunk->pgmap.owner = mdevice;
+
+	ret = memremap_pages(&chunk->pgmap, numa_node_id());
+	if (IS_ERR(ret)) {
+		if (chunk->res)
+			release_mem_region(chunk->res->start,
+					   resource_size(chunk->res));
+		kfree(chunk);
+		return PTR_ERR(ret);
+	}
+
+	/* Pushed from the top so that pages are handed out in pfn order. */
+	first = PHYS_PFN(chunk->pgmap.range.start);
+	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
+		dmirror_pool_push(mdevice, pfn_to_page(pfn));
+
+	mdevice->chunks[mdevice->nr_chunks++] = chunk;
+	atomic64_add(DMIRROR_CHUNK_PAGES, &mdevice->pages_total);
+	return 0;
+}
+
+/*
+ * Make sure @want pages are free, as far as the unit's memory allows.
+ * Called before mmap_lock is taken; a shortfall is not an error, the pages
+ * that find no device page simply stay in system memory.
+ */
+static void dmirror_pool_fill(struct dmirror_device *mdevice,
+			      unsigned long want)
+{
+	mutex_lock(&mdevice->chunk_lock);
+	while (READ_ONCE(mdevice->pool_free) < want &&
+	       !dmirror_chunk_add(mdevice))
+		;
+	mutex_unlock(&mdevice->chunk_lock);
+}
+
+/*
+ * Take a free device page for data: returned with one reference, locked,
+ * and (for private memory) with a zeroed-on-demand system page behind it.
+ */
+static struct page *dmirror_page_get(struct dmirror_device *mdevice)
+{
+	struct page *page = dmirror_pool_pop(mdevice);
+
+	if (!page)
+		return NULL;
+	if (dmirror_is_private(mdevice)) {
+		struct page *store = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
+
+		if (!store) {
+			dmirror_pool_push(mdevice, page);
+			return NULL;
+		}
+		page->zone_device_data = store;
+	}
+	zone_device_page_init(page);
+	atomic64_inc(&mdevice->pages_in_use);
+	return page;
+}
+
+/* dev_pagemap_ops.page_free: the last reference to a device page is gone */
+static void dmirror_page_free(struct page *page)
+{
+	struct dmirror_device *mdevice = dmirror_page_unit(page);
+
+	if (dmirror_is_private(mdevice) && page->zone_device_data)
+		__free_page(page->zone_device_data);
+	page->zone_device_data = NULL;
+	dmirror_pool_push(mdevice, page);
+	atomic64_dec(&mdevice->pages_in_use);
+}
+
+/* ------------------------------------------------------------------ */
+/* The mirror                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One open file: a device context mirroring the address space of the
+ * process that opened it. @pt maps a virtual page number to the pfn the
+ * device may use for it, as an xarray value entry: pfn << 2, plus
+ * DMIRROR_PT_WRITE if the device may write the page and DMIRROR_PT_EXCL if
+ * it holds the page exclusively (make_device_exclusive_range()).
+ */
+struct dmirror {
+	struct dmirror_device		*mdevice;
+	struct mm_struct		*mm;
+	struct mmu_interval_notifier	notifier;
+	struct mutex			lock;	/* @pt and the notifier seq */
+	struct xarray			pt;
+};
+
+#define DMIRROR_PT_WRITE	BIT(0)
+#define DMIRROR_PT_EXCL		BIT(1)
+#define DMIRROR_PT_SHIFT	2
+
+static void *dmirror_pt_entry(unsigned long pfn, unsigned long bits)
+{
+	return xa_mk_value((pfn << DMIRROR_PT_SHIFT) | bits);
+}
+
+static struct page *dmirror_pt_page(void *entry)
+{
+	return pfn_to_page(xa_to_value(entry) >> DMIRROR_PT_SHIFT);
+}
+
+static bool dmirror_pt_test(void *entry, unsigned long bit)
+{
+	return xa_to_value(entry) & bit;
+}
+
+/* Drop every mirror entry of [start, end). */
+static void dmirror_pt_clear(struct dmirror *dmirror, unsigned long start,
+			     unsigned long end)
+{
+	unsigned long index;
+	void *entry;
+
+	lockdep_assert_held(&dmirror->lock);
+	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
+			  (end - 1) >> PAGE_SHIFT)
+		xa_erase(&dmirror->pt, index);
+}
+
+/*
+ * The CPU page tables of [range->start, range->end) are about to change:
+ * forget what the device knew about them. The one exception is our own
+ * exclusive grab, whose entries are stored once the grab has finished
+ * (and which leaves the pages where they are).
+ */
+static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
+			       const struct mmu_notifier_range *range,
+			       unsigned long cur_seq)
+{
+	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
+
+	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == dmirror)
+		return true;
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(&dmirror->lock);
+	else if (!mutex_trylock(&dmirror->lock))
+		return false;
+
+	mmu_interval_set_seq(mni, cur_seq);
+	dmirror_pt_clear(dmirror, range->start, range->end);
+	mutex_unlock(&dmirror->lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops dmirror_notifier_ops = {
+	.invalidate = dmirror_invalidate,
+};
+
+/*
+ * Copy @npages pages at @start between the mirror and @buf, in the
+ * direction @write says. Nothing is copied unless every page is in the
+ * mirror with the access needed: -ENOENT then tells the caller to fault.
+ */
+static int dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
+			   unsigned long npages, void *buf, bool write)
+{
+	unsigned long i, first = start >> PAGE_SHIFT;
+	struct page *pages[DMIRROR_BATCH];
+
+	mutex_lock(&dmirror->lock);
+	for (i = 0; i < npages; i++) {
+		void *entry = xa_load(&dmirror->pt, first + i);
+
+		if (!entry || (write && !dmirror_pt_test(entry,
+							 DMIRROR_PT_WRITE))) {
+			mutex_unlock(&dmirror->lock);
+			return -ENOENT;
+		}
+		pages[i] = dmirror_data_page(dmirror_pt_page(entry));
+	}
+	/* The pages cannot go away: their invalidation needs our mutex. */
+	for (i = 0; i < npages; i++) {
+		void *data = buf + i * PAGE_SIZE;
+		void *vaddr = kmap_local_page(pages[i]);
+
+		if (write)
+			memcpy(vaddr, data, PAGE_SIZE);
+		else
+			memcpy(data, vaddr, PAGE_SIZE);
+		kunmap_local(vaddr);
+	}
+	mutex_unlock(&dmirror->lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Faulting                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Run hmm_range_fault() on @range until it reports a state that is still
+ * current, and return with the mirror's mutex held so the caller can use
+ * the result before any invalidation gets through.
+ */
+static int dmirror_range_fault_locked(struct dmirror *dmirror,
+				      struct hmm_range *range)
+{
+	unsigned long timeout =
+		jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	int ret;
+
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, timeout))
+			return -EBUSY;
+
+		range->notifier_seq = mmu_interval_read_begin(range->notifier);
+		mmap_read_lock(dmirror->mm);
+		ret = hmm_range_fault(range);
+		mmap_read_unlock(dmirror->mm);
+		if (ret == -EBUSY)
+			continue;
+		if (ret)
+			return ret;
+
+		mutex_lock(&dmirror->lock);
+		if (!mmu_interval_read_retry(range->notifier,
+					     range->notifier_seq))
+			return 0;
+		mutex_unlock(&dmirror->lock);
+	}
+}
+
+/*
+ * Fault [start, end) (at most DMIRROR_BATCH pages) in from the CPU page
+ * tables, for writing if @write, and record the result in the mirror.
+ *
+ * The device's own private pages are taken as they are rather than
+ * migrated back, except when it wants to write one that is mapped
+ * read-only (after fork(), or in a read-only VMA): only a CPU fault can
+ * grant that, so the batch is faulted again as if the pages were someone
+ * else's, which brings them home first.
+ */
+static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
+			 unsigned long end, bool write)
+{
+	unsigned long pfns[DMIRROR_BATCH];
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.default_flags = HMM_PFN_REQ_FAULT |
+				 (write ? HMM_PFN_REQ_WRITE : 0),
+		.dev_private_owner = dmirror->mdevice,
+	};
+	unsigned long i, npages = (end - start) >> PAGE_SHIFT;
+	int ret;
+
+	for (;;) {
+		ret = dmirror_range_fault_locked(dmirror, &range);
+		if (ret)
+			return ret;
+		if (!write || !range.dev_private_owner)
+			break;
+		for (i = 0; i < npages; i++)
+			if (!(pfns[i] & HMM_PFN_WRITE))
+				break;
+		if (i == npages)
+			break;
+		mutex_unlock(&dmirror->lock);
+		range.dev_private_owner = NULL;
+	}
+
+	for (i = 0; i < npages; i++) {
+		unsigned long pfn = pfns[i] & ~HMM_PFN_FLAGS;
+		unsigned long bits = 0;
+		void *old;
+
+		if (pfns[i] & HMM_PFN_WRITE)
+			bits |= DMIRROR_PT_WRITE;
+		old = xa_store(&dmirror->pt, (start >> PAGE_SHIFT) + i,
+			       dmirror_pt_entry(pfn, bits),
+			       GFP_ATOMIC | __GFP_NOWARN);
+		if (xa_is_err(old)) {
+			ret = xa_err(old);
+			break;
+		}
+	}
+	mutex_unlock(&dmirror->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Data commands                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Per-command scratch space: the pfn arrays of one batch and a bounce
+ * buffer for its data.
+ */
+struct dmirror_work {
+	unsigned long	src[DMIRROR_BATCH];
+	unsigned long	dst[DMIRROR_BATCH];
+	struct page	*pages[DMIRROR_BATCH];
+	unsigned long	pfns[DMIRROR_BATCH];
+	u8		snap[DMIRROR_BATCH];
+	void		*bounce;
+};
+
+static struct dmirror_work *dmirror_work_alloc(bool bounce)
+{
+	struct dmirror_work *work = kzalloc(sizeof(*work), GFP_KERNEL);
+
+	if (!work)
+		return NULL;
+	if (bounce) {
+		work->bounce = kvmalloc(DMIRROR_BATCH * PAGE_SIZE, GFP_KERNEL);
+		if (!work->bounce) {
+			kfree(work);
+			return NULL;
+		}
+	}
+	return work;
+}
+
+static void dmirror_work_free(struct dmirror_work *work)
+{
+	if (!work)
+		return;
+	kvfree(work->bounce);
+	kfree(work);
+}
+
+static unsigned long dmirror_batch_end(unsigned long addr, unsigned long end)
+{
+	return addr + min(end - addr, DMIRROR_BATCH << PAGE_SHIFT);
+}
+
+/*
+ * Move one batch between the mirror and the bounce buffer, faulting the
+ * batch into the mirror when the device lacks a page or the right to
+ * write it. A concurrent invalidation can undo a fault before the copy;
+ * after DMIRROR_MAX_TRIES such rounds the command gives up with EBUSY.
+ */
+static int dmirror_batch_copy(struct dmirror *dmirror, unsigned long start,
+			      unsigned long end, void *buf, bool write,
+			      u64 *faults)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
+	int tries, ret;
+
+	for (tries = 0; tries < DMIRROR_MAX_TRIES; tries++) {
+		ret = dmirror_pt_copy(dmirror, start, npages, buf, write);
+		if (ret != -ENOENT)
+			return ret;
+		ret = dmirror_fault(dmirror, start, end, write);
+		if (ret)
+			return ret;
+		(*faults)++;
+	}
+	return -EBUSY;
+}
+
+/* HMM_DMIRROR_READ: the device reads the range into cmd->ptr. */
+static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			struct dmirror_work *work)
+{
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	void __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		next = dmirror_batch_end(addr, end);
+		ret = dmirror_batch_copy(dmirror, addr, next, work->bounce,
+					 false, &cmd->faults);
+		if (ret)
+			return ret;
+		if (copy_to_user(uptr + (addr - start), work->bounce,
+				 next - addr))
+			return -EFAULT;
+		cmd->cpages += (next - addr) >> PAGE_SHIFT;
+	}
+	return 0;
+}
+
+/* HMM_DMIRROR_WRITE: the device writes cmd->ptr into the range. */
+static int dmirror_write(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			 struct dmirror_work *work)
+{
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	const void __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		next = dmirror_batch_end(addr, end);
+		if (copy_from_user(work->bounce, uptr + (addr - start),
+				   next - addr))
+			return -EFAULT;
+		ret = dmirror_batch_copy(dmirror, addr, next, work->bounce,
+					 true, &cmd->faults);
+		if (ret)
+			return ret;
+		cmd->cpages += (next - addr) >> PAGE_SHIFT;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Migration works on whole VMAs that may be migrated at all: every page of
+ * [start, end) must be mapped, accessible, and neither hugetlb nor a
+ * special mapping. Checked up front so that a bad range moves nothing.
+ */
+static int dmirror_check_migratable(struct mm_struct *mm, unsigned long start,
+				    unsigned long end)
+{
+	unsigned long addr = start;
+
+	mmap_assert_locked(mm);
+	while (addr < end) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+		if (!vma || !vma_is_accessible(vma) ||
+		    is_vm_hugetlb_page(vma) ||
+		    (vma->vm_flags & VM_SPECIAL) || vma_is_dax(vma))
+			return -EINVAL;
+		addr = vma->vm_end;
+	}
+	return 0;
+}
+
+/*
+ * Give each page migrate_vma_setup() collected a device page holding a
+ * copy of its data (zeroes for a page that was never populated).
+ */
+static void dmirror_prepare_to_device(struct dmirror_device *mdevice,
+				      struct migrate_vma *args)
+{
+	unsigned long i;
+
+	for (i = 0; i < args->npages; i++) {
+		struct page *spage = migrate_pfn_to_page(args->src[i]);
+		struct page *dpage;
+
+		args->dst[i] = 0;
+		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = dmirror_page_get(mdevice);
+		if (!dpage)
+			continue;
+		if (spage)
+			copy_highpage(dmirror_data_page(dpage), spage);
+		else
+			clear_highpage(dmirror_data_page(dpage));
+		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+}
+
+/*
+ * Give each of this unit's pages migrate_vma_setup() collected a system
+ * page with its data. Empty slots are collected too (the core offers to
+ * populate them); they are left alone.
+ */
+static void dmirror_prepare_to_system(struct migrate_vma *args)
+{
+	unsigned long i, addr;
+
+	for (i = 0, addr = args->start; i < args->npages;
+	     i++, addr += PAGE_SIZE) {
+		struct page *spage = migrate_pfn_to_page(args->src[i]);
+		struct page *dpage;
+
+		args->dst[i] = 0;
+		if (!spage || !(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, args->vma, addr);
+		if (!dpage)
+			continue;
+		lock_page(dpage);
+		copy_highpage(dpage, dmirror_data_page(spage));
+		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+}
+
+/* Pages of a finished migrate_vma_pages() that really moved. */
+static unsigned long dmirror_count_moved(const unsigned long *src,
+					 const unsigned long *dst,
+					 unsigned long npages)
+{
+	unsigned long i, moved = 0;
+
+	for (i = 0; i < npages; i++)
+		if ((src[i] & MIGRATE_PFN_MIGRATE) && dst[i])
+			moved++;
+	return moved;
+}
+
+/*
+ * Migrate [cmd->addr, +npages) into this unit's memory (@to_device) or
+ * this unit's pages of it back to system memory. cmd->cpages counts the
+ * pages that moved.
+ */
+static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			   struct dmirror_work *work, bool to_device)
+{
+	struct dmirror_device *mdevice = dmirror->mdevice;
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	struct mm_struct *mm = dmirror->mm;
+	unsigned long addr, next;
+	int ret;
+
+	if (to_device)
+		dmirror_pool_fill(mdevice, cmd->npages);
+
+	mmap_read_lock(mm);
+	ret = dmirror_check_migratable(mm, start, end);
+	for (addr = start; !ret && addr < end; addr = next) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+		struct migrate_vma args = {
+			.vma = vma,
+			.src = work->src,
+			.dst = work->dst,
+			.start = addr,
+			.pgmap_owner = mdevice,
+		};
+		unsigned long moved;
+
+		if (!vma) {
+			ret = -EINVAL;
+			break;
+		}
+		next = min(dmirror_batch_end(addr, end), vma->vm_end);
+		args.end = next;
+		if (to_device)
+			args.flags = MIGRATE_VMA_SELECT_SYSTEM;
+		else if (dmirror_is_private(mdevice))
+			args.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+		else
+			args.flags = MIGRATE_VMA_SELECT_DEVICE_COHERENT;
+
+		ret = migrate_vma_setup(&args);
+		if (ret)
+			break;
+		if (to_device)
+			dmirror_prepare_to_device(mdevice, &args);
+		else
+			dmirror_prepare_to_system(&args);
+		migrate_vma_pages(&args);
+		moved = dmirror_count_moved(args.src, args.dst, args.npages);
+		migrate_vma_finalize(&args);
+
+		cmd->cpages += moved;
+		atomic64_add(moved, to_device ? &mdevice->to_device :
+						&mdevice->to_system);
+		if (fatal_signal_pending(current))
+			ret = -EINTR;
+	}
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_DEV: migrate, then hand back the data of the
+ * range as the device now sees it, so a test can check what moved.
+ */
+static int dmirror_migrate_to_device(struct dmirror *dmirror,
+				     struct hmm_dmirror_cmd *cmd,
+				     struct dmirror_work *work)
+{
+	struct hmm_dmirror_cmd rd = *cmd;
+	int ret;
+
+	ret = dmirror_migrate(dmirror, cmd, work, true);
+	if (ret)
+		return ret;
+	rd.cpages = 0;
+	rd.faults = 0;
+	ret = dmirror_read(dmirror, &rd, work);
+	cmd->faults = rd.faults;
+	return ret;
+}
+
+/*
+ * dev_pagemap_ops.migrate_to_ram: the CPU touched one of our private
+ * pages. Bring that page (only) back to system memory.
+ */
+static vm_fault_t dmirror_devmem_fault(struct vm_fault *vmf)
+{
+	struct dmirror_device *mdevice = dmirror_page_unit(vmf->page);
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma args = {
+		.vma = vmf->vma,
+		.start = vmf->address & PAGE_MASK,
+		.end = (vmf->address & PAGE_MASK) + PAGE_SIZE,
+		.src = &src,
+		.dst = &dst,
+		.pgmap_owner = mdevice,
+		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page = vmf->page,
+	};
+	vm_fault_t ret = 0;
+
+	if (migrate_vma_setup(&args))
+		return VM_FAULT_SIGBUS;
+
+	dmirror_prepare_to_system(&args);
+	if (migrate_pfn_to_page(src) && (src & MIGRATE_PFN_MIGRATE) && !dst)
+		ret = VM_FAULT_OOM;
+	migrate_vma_pages(&args);
+	if (dmirror_count_moved(&src, &dst, 1)) {
+		atomic64_inc(&mdevice->faults);
+		atomic64_inc(&mdevice->to_system);
+	}
+	migrate_vma_finalize(&args);
+	return ret;
+}
+
+static const struct dev_pagemap_ops dmirror_pagemap_ops = {
+	.page_free	= dmirror_page_free,
+	.migrate_to_ram	= dmirror_devmem_fault,
+};
+
+/*
+ * Evict the pages in use among @npages device pfns from @first: each is
+ * unmapped wherever it is mapped and replaced by a system page with its
+ * data. Pages that are busy (locked by a migration in flight) are skipped.
+ */
+static unsigned long dmirror_evict_pfns(struct dmirror_work *work,
+					unsigned long first,
+					unsigned long npages)
+{
+	unsigned long i, moved;
+
+	migrate_device_range(work->src, first, npages);
+	for (i = 0; i < npages; i++) {
+		struct page *spage = migrate_pfn_to_page(work->src[i]);
+		struct page *dpage;
+
+		work->dst[i] = 0;
+		if (!spage || !(work->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		/* Eviction must not lose data, so it waits for memory. */
+		dpage = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
+		lock_page(dpage);
+		copy_highpage(dpage, dmirror_data_page(spage));
+		work->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+	migrate_device_pages(work->src, work->dst, npages);
+	moved = dmirror_count_moved(work->src, work->dst, npages);
+	migrate_device_finalize(work->src, work->dst, npages);
+	return moved;
+}
+
+/* One pass over every chunk of the unit; returns the pages moved. */
+static unsigned long dmirror_evict_pass(struct dmirror_device *mdevice,
+					struct dmirror_work *work)
+{
+	unsigned long moved = 0, pfn, first;
+	unsigned int i;
+
+	lockdep_assert_held(&mdevice->chunk_lock);
+	for (i = 0; i < mdevice->nr_chunks; i++) {
+		first = PHYS_PFN(mdevice->chunks[i]->pgmap.range.start);
+		for (pfn = first; pfn < first + DMIRROR_CHUNK_PAGES;
+		     pfn += DMIRROR_BATCH) {
+			moved += dmirror_evict_pfns(work, pfn, DMIRROR_BATCH);
+			cond_resched();
+		}
+	}
+	return moved;
+}
+
+/*
+ * Move everything out of the unit's memory. With @until_empty (module
+ * unload) keep going until no page is in use; otherwise a few passes.
+ */
+static unsigned long dmirror_evict(struct dmirror_device *mdevice,
+				   struct dmirror_work *work, bool until_empty)
+{
+	unsigned long moved = 0;
+	unsigned int pass;
+
+	atomic64_inc(&mdevice->evictions);
+	mutex_lock(&mdevice->chunk_lock);
+	for (pass = 0;; pass++) {
+		unsigned long n = dmirror_evict_pass(mdevice, work);
+
+		moved += n;
+		if (!atomic64_read(&mdevice->pages_in_use))
+			break;
+		if (!until_empty && pass >= 3)
+			break;
+		if (until_empty && pass && !(pass % 1000))
+			dev_warn(&mdevice->dev, "%lld pages still in use\n",
+				 (long long)atomic64_read(&mdevice->pages_in_use));
+		if (!n)
+			usleep_range(10000, 20000);
+	}
+	mutex_unlock(&mdevice->chunk_lock);
+	atomic64_add(moved, &mdevice->to_system);
+	return moved;
+}
+
+/* HMM_DMIRROR_RELEASE: evict the whole unit (the range is not used). */
+static int dmirror_release_memory(struct dmirror *dmirror,
+				  struct hmm_dmirror_cmd *cmd,
+				  struct dmirror_work *work)
+{
+	cmd->cpages = dmirror_evict(dmirror->mdevice, work, false);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshot                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The HMM_DMIRROR_PROT_* byte describing one hmm_range_fault() result. */
+static u8 dmirror_snap_byte(struct dmirror_device *mdevice,
+			    unsigned long hmm_pfn)
+{
+	struct page *page;
+	unsigned int order;
+	u8 b;
+
+	if (hmm_pfn & HMM_PFN_ERROR)
+		return HMM_DMIRROR_PROT_ERROR;
+	if (!(hmm_pfn & HMM_PFN_VALID))
+		return HMM_DMIRROR_PROT_NONE;
+
+	b = (hmm_pfn & HMM_PFN_WRITE) ? HMM_DMIRROR_PROT_WRITE :
+					 HMM_DMIRROR_PROT_READ;
+	order = hmm_pfn_to_map_order(hmm_pfn);
+	if (order == PMD_SHIFT - PAGE_SHIFT)
+		b |= HMM_DMIRROR_PROT_PMD;
+	else if (order == PUD_SHIFT - PAGE_SHIFT)
+		b |= HMM_DMIRROR_PROT_PUD;
+
+	page = hmm_pfn_to_page(hmm_pfn);
+	if (is_zero_pfn(page_to_pfn(page)))
+		b |= HMM_DMIRROR_PROT_ZERO;
+	else if (is_device_private_page(page))
+		b |= dmirror_page_unit(page) == mdevice ?
+			HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
+			HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+	else if (is_device_coherent_page(page))
+		b |= dmirror_page_unit(page) == mdevice ?
+			HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+			HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+	return b;
+}
+
+/*
+ * HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU's mapping as
+ * the device would find it, without faulting anything in (the mirror is
+ * left untouched too).
+ */
+static int dmirror_snapshot(struct dmirror *dmirror,
+			    struct hmm_dmirror_cmd *cmd,
+			    struct dmirror_work *work)
+{
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	u8 __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next, i, n;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		struct hmm_range range = {
+			.notifier = &dmirror->notifier,
+			.start = addr,
+			.hmm_pfns = work->pfns,
+			.dev_private_owner = dmirror->mdevice,
+		};
+
+		next = dmirror_batch_end(addr, end);
+		range.end = next;
+		n = (next - addr) >> PAGE_SHIFT;
+		ret = dmirror_range_fault_locked(dmirror, &range);
+		if (ret)
+			return ret;
+		for (i = 0; i < n; i++)
+			work->snap[i] = dmirror_snap_byte(dmirror->mdevice,
+							  work->pfns[i]);
+		mutex_unlock(&dmirror->lock);
+
+		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT),
+				 work->snap, n))
+			return -EFAULT;
+		cmd->cpages += n;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Exclusive access                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Page @i of the batch at @start is now held exclusively: note it in the
+ * mirror and copy its data to the bounce buffer.
+ */
+static int dmirror_exclusive_record(struct dmirror *dmirror,
+				    unsigned long start, unsigned long i,
+				    struct page *page, struct dmirror_work *work)
+{
+	void *old, *vaddr;
+
+	old = xa_store(&dmirror->pt, (start >> PAGE_SHIFT) + i,
+		       dmirror_pt_entry(page_to_pfn(page),
+					DMIRROR_PT_WRITE | DMIRROR_PT_EXCL),
+		       GFP_ATOMIC | __GFP_NOWARN);
+	if (xa_is_err(old))
+		return xa_err(old);
+	vaddr = kmap_local_page(page);
+	memcpy(work->bounce + i * PAGE_SIZE, vaddr, PAGE_SIZE);
+	kunmap_local(vaddr);
+	return 0;
+}
+
+/*
+ * Take exclusive access to one batch and record it in the mirror; the
+ * data goes to @buf. Returns -EBUSY if some page could not be taken.
+ *
+ * The batch is first faulted in for writing, so that the grab itself has
+ * nothing left to fault: any invalidation seen after it then comes from
+ * somebody else (an munmap, say) and means the grab must be redone.
+ */
+static int dmirror_exclusive_batch(struct dmirror *dmirror,
+				   unsigned long start, unsigned long end,
+				   struct dmirror_work *work)
+{
+	unsigned long i, npages = (end - start) >> PAGE_SHIFT;
+	int tries, ret;
+
+	for (tries = 0; tries < DMIRROR_MAX_TRIES; tries++) {
+		bool stale, missing = false;
+		unsigned long seq;
+
+		ret = dmirror_fault(dmirror, start, end, true);
+		if (ret)
+			return ret;
+
+		seq = mmu_interval_read_begin(&dmirror->notifier);
+		mmap_read_lock(dmirror->mm);
+		ret = make_device_exclusive_range(dmirror->mm, start, end,
+						  work->pages, dmirror);
+		mmap_read_unlock(dmirror->mm);
+		if (ret < 0)
+			return ret;
+
+		mutex_lock(&dmirror->lock);
+		stale = mmu_interval_read_retry(&dmirror->notifier, seq);
+		for (i = 0; i < npages; i++) {
+			struct page *page = i < (unsigned long)ret ?
+					    work->pages[i] : NULL;
+
+			if (!page) {
+				missing = true;
+				continue;
+			}
+			if (!stale && dmirror_exclusive_record(dmirror, start, i,
+							       page, work))
+				missing = true;
+			unlock_page(page);
+			put_page(page);
+		}
+		mutex_unlock(&dmirror->lock);
+		if (!stale)
+			return missing ? -EBUSY : 0;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+	}
+	return -EBUSY;
+}
+
+/* HMM_DMIRROR_EXCLUSIVE: take the range for atomic device access. */
+static int dmirror_exclusive(struct dmirror *dmirror,
+			     struct hmm_dmirror_cmd *cmd,
+			     struct dmirror_work *work)
+{
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	void __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		next = dmirror_batch_end(addr, end);
+		ret = dmirror_exclusive_batch(dmirror, addr, next, work);
+		if (ret)
+			return ret;
+		if (copy_to_user(uptr + (addr - start), work->bounce,
+				 next - addr))
+			return -EFAULT;
+		cmd->cpages += (next - addr) >> PAGE_SHIFT;
+	}
+	return 0;
+}
+
+/*
+ * HMM_DMIRROR_CHECK_EXCLUSIVE: -EPERM while the device still holds any
+ * page of the range exclusively (a CPU access ends it page by page).
+ */
+static int dmirror_check_exclusive(struct dmirror *dmirror,
+				   struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long first = cmd->addr >> PAGE_SHIFT, index;
+	void *entry;
+	int ret = 0;
+
+	mutex_lock(&dmirror->lock);
+	xa_for_each_range(&dmirror->pt, index, entry, first,
+			  first + cmd->npages - 1) {
+		if (dmirror_pt_test(entry, DMIRROR_PT_EXCL)) {
+			ret = -EPERM;
+			break;
+		}
+	}
+	mutex_unlock(&dmirror->lock);
+	if (!ret)
+		cmd->cpages = cmd->npages;
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* File operations                                                     */
+/* ------------------------------------------------------------------ */
+
+static int dmirror_fops_open(struct inode *inode, struct file *filp)
+{
+	struct dmirror_device *mdevice =
+		container_of(inode->i_cdev, struct dmirror_device, cdev);
+	struct dmirror *dmirror;
+	int ret;
+
+	if (!current->mm)
+		return -EINVAL;
+
+	dmirror = kzalloc(sizeof(*dmirror), GFP_KERNEL);
+	if (!dmirror)
+		return -ENOMEM;
+	dmirror->mdevice = mdevice;
+	dmirror->mm = current->mm;
+	mutex_init(&dmirror->lock);
+	xa_init(&dmirror->pt);
+
+	/* The whole address space: the device may look anywhere. */
+	ret = mmu_interval_notifier_insert(&dmirror->notifier, current->mm,
+					   0, ULONG_MAX & PAGE_MASK,
+					   &dmirror_notifier_ops);
+	if (ret) {
+		kfree(dmirror);
+		return ret;
+	}
+	filp->private_data = dmirror;
+	return 0;
+}
+
+static int dmirror_fops_release(struct inode *inode, struct file *filp)
+{
+	struct dmirror *dmirror = filp->private_data;
+
+	mmu_interval_notifier_remove(&dmirror->notifier);
+	xa_destroy(&dmirror->pt);
+	mutex_destroy(&dmirror->lock);
+	kfree(dmirror);
+	return 0;
+}
+
+/*
+ * A range is valid if it is page aligned, not empty, and lies entirely in
+ * the user part of the mirrored address space (which also rules out any
+ * overflow of addr + npages * PAGE_SIZE).
+ */
+static int dmirror_check_range(struct dmirror *dmirror,
+			       const struct hmm_dmirror_cmd *cmd)
+{
+	u64 limit = dmirror->mm->task_size;
+
+	if (!cmd->npages || !PAGE_ALIGNED(cmd->addr))
+		return -EINVAL;
+	if (cmd->addr >= limit ||
+	    cmd->npages > ((limit - cmd->addr) >> PAGE_SHIFT))
+		return -EINVAL;
+	return 0;
+}
+
+static int dmirror_stats(struct dmirror *dmirror, void __user *uarg)
+{
+	struct dmirror_device *mdevice = dmirror->mdevice;
+	struct hmm_dmirror_stats st = {
+		.faults = atomic64_read(&mdevice->faults),
+		.to_device = atomic64_read(&mdevice->to_device),
+		.to_system = atomic64_read(&mdevice->to_system),
+		.pages_in_use = atomic64_read(&mdevice->pages_in_use),
+		.pages_total = atomic64_read(&mdevice->pages_total),
+		.evictions = atomic64_read(&mdevice->evictions),
+	};
+
+	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+/* Run one range command on a validated argument. */
+static int dmirror_range_command(struct dmirror *dmirror, unsigned int req,
+				 struct hmm_dmirror_cmd *cmd)
+{
+	bool bounce = req != HMM_DMIRROR_MIGRATE_TO_SYS &&
+		      req != HMM_DMIRROR_SNAPSHOT &&
+		      req != HMM_DMIRROR_RELEASE;
+	struct dmirror_work *work;
+	int ret;
+
+	if (req == HMM_DMIRROR_CHECK_EXCLUSIVE)
+		return dmirror_check_exclusive(dmirror, cmd);
+
+	work = dmirror_work_alloc(bounce);
+	if (!work)
+		return -ENOMEM;
+	if (req == HMM_DMIRROR_RELEASE) {
+		ret = dmirror_release_memory(dmirror, cmd, work);
+		goto out;
+	}
+
+	/* The commands below walk the mirrored mm: keep it alive. */
+	if (!mmget_not_zero(dmirror->mm)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	switch (req) {
+	case HMM_DMIRROR_READ:
+		ret = dmirror_read(dmirror, cmd, work);
+		break;
+	case HMM_DMIRROR_WRITE:
+		ret = dmirror_write(dmirror, cmd, work);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_DEV:
+		ret = dmirror_migrate_to_device(dmirror, cmd, work);
+		break;
+	case HMM_DMIRROR_MIGRATE_TO_SYS:
+		ret = dmirror_migrate(dmirror, cmd, work, false);
+		break;
+	case HMM_DMIRROR_SNAPSHOT:
+		ret = dmirror_snapshot(dmirror, cmd, work);
+		break;
+	case HMM_DMIRROR_EXCLUSIVE:
+		ret = dmirror_exclusive(dmirror, cmd, work);
+		break;
+	default:
+		ret = -ENOTTY;
+		break;
+	}
+	mmput(dmirror->mm);
+out:
+	dmirror_work_free(work);
+	return ret;
+}
+
+/*
+ * Every command reads its whole argument first (EFAULT), then validates
+ * the range (EINVAL) before anything happens. On success the argument is
+ * written back with cpages and faults filled in.
+ */
+static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int req,
+					unsigned long arg)
+{
+	struct dmirror *dmirror = filp->private_data;
+	void __user *uarg = (void __user *)arg;
+	struct hmm_dmirror_cmd cmd;
+	int ret;
+
+	switch (req) {
+	case HMM_DMIRROR_STATS:
+		return dmirror_stats(dmirror, uarg);
+	case HMM_DMIRROR_READ:
+	case HMM_DMIRROR_WRITE:
+	case HMM_DMIRROR_MIGRATE_TO_DEV:
+	case HMM_DMIRROR_MIGRATE_TO_SYS:
+	case HMM_DMIRROR_SNAPSHOT:
+	case HMM_DMIRROR_EXCLUSIVE:
+	case HMM_DMIRROR_CHECK_EXCLUSIVE:
+	case HMM_DMIRROR_RELEASE:
+		break;
+	default:
+		return -ENOTTY;
+	}
+
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	ret = dmirror_check_range(dmirror, &cmd);
+	if (ret)
+		return ret;
+	cmd.cpages = 0;
+	cmd.faults = 0;
+
+	ret = dmirror_range_command(dmirror, req, &cmd);
+	if (ret)
+		return ret;
+	if (copy_to_user(uarg, &cmd, sizeof(cmd)))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * mmap() of the device node gives zeroed ordinary pages, inserted now, so
+ * that tests have a VM_MIXEDMAP mapping to point the device at.
+ */
+static int dmirror_fops_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	unsigned long addr;
+
+	for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
+		struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		int ret;
+
+		if (!page)
+			return -ENOMEM;
+		ret = vm_insert_page(vma, addr, page);
+		/* On success the page table holds the page now. */
+		put_page(page);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static const struct file_operations dmirror_fops = {
+	.owner		= THIS_MODULE,
+	.open		= dmirror_fops_open,
+	.release	= dmirror_fops_release,
+	.mmap		= dmirror_fops_mmap,
+	.unlocked_ioctl	= dmirror_fops_unlocked_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.llseek		= default_llseek,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module                                                              */
+/* ------------------------------------------------------------------ */
+
+static unsigned long spm_addr_dev0;
+module_param(spm_addr_dev0, ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev0,
+		 "Physical base of the 256 MiB DEVICE_COHERENT window of /dev/hmm_dmirror2");
+
+static unsigned long spm_addr_dev1;
+module_param(spm_addr_dev1, ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev1,
+		 "Physical base of the 256 MiB DEVICE_COHERENT window of /dev/hmm_dmirror3");
+
+static void dmirror_device_release(struct device *dev)
+{
+	kfree(container_of(dev, struct dmirror_device, dev));
+}
+
+static int dmirror_unit_create(unsigned int id, unsigned int kind,
+			       phys_addr_t window)
+{
+	struct dmirror_device *mdevice;
+	int ret;
+
+	mdevice = kzalloc(sizeof(*mdevice), GFP_KERNEL);
+	if (!mdevice)
+		return -ENOMEM;
+	mdevice->kind = kind;
+	mdevice->window = window;
+	mdevice->max_chunks = kind == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ?
+		DMIRROR_PRIVATE_CHUNKS : DMIRROR_WINDOW_CHUNKS;
+	mutex_init(&mdevice->chunk_lock);
+	spin_lock_init(&mdevice->pool_lock);
+
+	/* From here on the device owns the structure. */
+	device_initialize(&mdevice->dev);
+	mdevice->dev.release = dmirror_device_release;
+	mdevice->dev.devt = MKDEV(MAJOR(dmirror_devt), id);
+	ret = dev_set_name(&mdevice->dev, "hmm_dmirror%u", id);
+	if (ret)
+		goto fail;
+
+	cdev_init(&mdevice->cdev, &dmirror_fops);
+	mdevice->cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&mdevice->cdev, &mdevice->dev);
+	if (ret)
+		goto fail;
+	dmirror_units[id] = mdevice;
+	return 0;
+
+fail:
+	put_device(&mdevice->dev);
+	return ret;
+}
+
+/*
+ * Unload: no file can be open (each holds the module), but processes may
+ * still map our pages. Move them all home, then unmap the memory.
+ */
+static void dmirror_unit_destroy(struct dmirror_device *mdevice)
+{
+	struct dmirror_work *work;
+	unsigned int i;
+
+	cdev_device_del(&mdevice->cdev, &mdevice->dev);
+
+	if (mdevice->nr_chunks) {
+		work = kzalloc(sizeof(*work), GFP_KERNEL | __GFP_NOFAIL);
+		dmirror_evict(mdevice, work, true);
+		kfree(work);
+	}
+	for (i = 0; i < mdevice->nr_chunks; i++) {
+		struct dmirror_chunk *chunk = mdevice->chunks[i];
+
+		memunmap_pages(&chunk->pgmap);
+		if (chunk->res)
+			release_mem_region(chunk->res->start,
+					   resource_size(chunk->res));
+		kfree(chunk);
+	}
+	mdevice->nr_chunks = 0;
+	mdevice->pool = NULL;
+	mdevice->pool_free = 0;
+	mutex_destroy(&mdevice->chunk_lock);
+	put_device(&mdevice->dev);
+}
+
+static void dmirror_units_destroy(void)
+{
+	int id;
+
+	for (id = DMIRROR_NR_UNITS - 1; id >= 0; id--) {
+		if (dmirror_units[id])
+			dmirror_unit_destroy(dmirror_units[id]);
+		dmirror_units[id] = NULL;
+	}
+}
+
+static bool dmirror_window_ok(unsigned long base)
+{
+	return base && IS_ALIGNED(base, DMIRROR_CHUNK_SIZE) &&
+	       base + DMIRROR_WINDOW_SIZE > base;
+}
+
+static int __init hmm_dmirror_init(void)
+{
+	bool coherent = spm_addr_dev0 || spm_addr_dev1;
+	unsigned int id;
+	int ret;
+
+	if (coherent) {
+		if (!dmirror_window_ok(spm_addr_dev0) ||
+		    !dmirror_window_ok(spm_addr_dev1) ||
+		    (spm_addr_dev0 < spm_addr_dev1 + DMIRROR_WINDOW_SIZE &&
+		     spm_addr_dev1 < spm_addr_dev0 + DMIRROR_WINDOW_SIZE)) {
+			pr_err("coherent windows must be two disjoint, 64 MiB aligned, 256 MiB ranges\n");
+			return -EINVAL;
+		}
+	}
+
+	ret = alloc_chrdev_region(&dmirror_devt, 0, DMIRROR_NR_UNITS,
+				  "HMM_DMIRROR");
+	if (ret)
+		return ret;
+
+	for (id = 0; id < DMIRROR_NR_UNITS; id++) {
+		unsigned int kind = HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+		phys_addr_t window = 0;
+
+		if (id >= DMIRROR_NR_PRIVATE) {
+			if (!coherent)
+				break;
+			kind = HMM_DMIRROR_MEMORY_DEVICE_COHERENT;
+			window = id == DMIRROR_NR_PRIVATE ? spm_addr_dev0 :
+							    spm_addr_dev1;
+		}
+		ret = dmirror_unit_create(id, kind, window);
+		if (ret)
+			goto fail;
+	}
+	pr_info("%u devices, coherent memory %s\n",
+		coherent ? DMIRROR_NR_UNITS : DMIRROR_NR_PRIVATE,
+		coherent ? "enabled" : "not configured");
+	return 0;
+
+fail:
+	dmirror_units_destroy();
+	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_UNITS);
+	return ret;
+}
+
+static void __exit hmm_dmirror_exit(void)
+{
+	dmirror_units_destroy();
+	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_UNITS);
+}
+
+module_init(hmm_dmirror_init);
+module_exit(hmm_dmirror_exit);
+MODULE_DESCRIPTION("HMM test driver: a simulated device mirroring process memory");
+MODULE_LICENSE("GPL");
