@@ -261,7 +261,8 @@ static void dmirror_pool_fill(struct dmirror_device *mdevice,
 
 /*
  * Take a free device page for data: returned with one reference, locked,
- * and (for private memory) with a zeroed-on-demand system page behind it.
+ * and (for private memory) with a system page behind it to hold its data.
+ * The caller fills the data in.
  */
 static struct page *dmirror_page_get(struct dmirror_device *mdevice)
 {
@@ -1354,13 +1355,13 @@ static int dmirror_fops_mmap(struct file *filp, struct vm_area_struct *vma)
 }
 
 static const struct file_operations dmirror_fops = {
-	.owner		= THIS_MODULE,
-	.open		= dmirror_fops_open,
-	.release	= dmirror_fops_release,
-	.mmap		= dmirror_fops_mmap,
-	.unlocked_ioctl	= dmirror_fops_unlocked_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.llseek		= default_llseek,
+	.owner = THIS_MODULE,
+	.llseek = default_llseek,
+	.open = dmirror_fops_open,
+	.mmap = dmirror_fops_mmap,
+	.unlocked_ioctl = dmirror_fops_unlocked_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = dmirror_fops_release,
 };
 
 /* ------------------------------------------------------------------ */

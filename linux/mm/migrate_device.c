@@ -408,10 +408,6 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 				  mvma_holes_migrate(migrate, walk->vma));
 			break;
 		}
-		if (is_pmd_migration_entry(pmd)) {
-			pmd_migration_entry_wait(walk->mm, pmdp);
-			continue;
-		}
 		if (pmd_trans_huge(pmd)) {
 			if (mvma_collect_huge_pmd(migrate, walk, pmdp, addr,
 						  &skip))
@@ -419,6 +415,11 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 			mvma_fill(migrate, addr, end, false);
 			break;
 		}
+		/*
+		 * Anything else that is not a page table, a huge page under
+		 * migration for instance, is left alone: waiting for it here,
+		 * with pages of the range already locked, could deadlock.
+		 */
 		if (!pmd_present(pmd) || pmd_leaf(pmd)) {
 			mvma_fill(migrate, addr, end, false);
 			break;
