@@ -26,6 +26,13 @@
  *   CPU fault       the access completes (VM_FAULT_OOM retries the
  *                   fault) or SIGBUS
  * TAP output, one test per scenario.
+ *
+ * Usage: hmm-faults [-m]
+ *   -m  also sweep the first migration into a device without memory, which
+ *       maps a chunk with memremap_pages() (the module is reloaded after
+ *       each failure the driver absorbed). Off by default: on x86_64 a
+ *       failed __add_pages() hits WARN_ON_ONCE(ret) in add_pages()
+ *       (arch/x86/mm/init_64.c), a kernel report that fails make test.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -513,17 +520,19 @@ static void report(const char *name, struct tally *t, const int *errs)
 	       "");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct hmm_dmirror_stats before[NDEV], after[NDEV];
+	int i, memremap = argc > 1 && !strcmp(argv[1], "-m");
 	struct tally t;
 	char path[64];
 	uint32_t *io;
-	int i;
 
 	ps = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%d\n", 10 + NDEV);
+	printf("TAP version 13\n1..%d\n", 8 + NDEV + (memremap ? 2 : 0));
+	if (!memremap)
+		printf("# memremap_pages() sweep not run: it needs -m (x86 add_pages() WARNs when __add_pages() fails)\n");
 	io = malloc(NP * ps);
 	for (i = 0; i < NDEV; i++) {
 		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
@@ -543,7 +552,7 @@ int main(void)
 		return 1;
 
 	/* Devices 1 and 3 are left untouched until here: no memory yet. */
-	for (i = 1; i < NDEV; i += 2) {
+	for (i = 1; memremap && i < NDEV; i += 2) {
 		char name[32];
 
 		memset(&t, 0, sizeof(t));

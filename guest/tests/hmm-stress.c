@@ -100,7 +100,8 @@ struct shared {
 	unsigned long done[NR_OPS];
 	unsigned long mismatch[NR_OPS];
 	unsigned long unexpected[NR_OPS];
-	unsigned long accepted[NR_OPS];
+	unsigned long accepted[NR_OPS];		/* EBUSY */
+	unsigned long ro_denied[NR_OPS];	/* EPERM, read-only buffer */
 	unsigned long moved_to_dev, moved_to_sys, evicted;
 	unsigned long pages_checked;
 	unsigned long msgs;
@@ -432,7 +433,7 @@ static void op_dev_write(struct thr *t)
 		   t->scratch, n, &c);
 	if (t->ro) {
 		if (ret == -EPERM)
-			ADD(sh->accepted[OP_DEV_WRITE], 1);
+			ADD(sh->ro_denied[OP_DEV_WRITE], 1);
 		else
 			unexpected(t, OP_DEV_WRITE, "write to read-only",
 				   ret);
@@ -492,7 +493,7 @@ static void op_excl(struct thr *t)
 		   n, &c);
 	if (t->ro) {
 		if (ret == -EPERM)
-			ADD(sh->accepted[OP_EXCL], 1);
+			ADD(sh->ro_denied[OP_EXCL], 1);
 		else
 			unexpected(t, OP_EXCL, "exclusive on read-only",
 				   ret);
@@ -882,9 +883,9 @@ int main(int argc, char **argv)
 	ok(!sh->crashed && !hung, "processes: %lu workers spawned, none crashed or hung",
 	   sh->spawned);
 	for (i = 0; i < NR_OPS; i++) {
-		printf("# %-10s %8lu done %6lu accepted errors %lu mismatches %lu unexpected errors\n",
+		printf("# %-10s %8lu done, %lu EBUSY, %lu EPERM (read-only), %lu mismatches, %lu unexpected errors\n",
 		       op_name[i], sh->done[i], sh->accepted[i],
-		       sh->mismatch[i], sh->unexpected[i]);
+		       sh->ro_denied[i], sh->mismatch[i], sh->unexpected[i]);
 		total += sh->done[i];
 		mism += sh->mismatch[i];
 		unexp += sh->unexpected[i];
