@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hmm-faults: inject allocation failures (failslab and fail_page_alloc)
+ * into device migrations both ways, into the CPU fault that brings a
+ * device-private page home, and into the growth of a device's memory
+ * (memremap_pages()), and check that each fails cleanly: an error to the
+ * caller or pages left where they were, the process's data intact, and
+ * the device's page count back where it started.
+ *
+ * Two ways of injecting, both scoped to this process:
+ *  - sweeps: /proc/self/task/TID/fail-nth makes the n-th allocation of the
+ *    next operation fail, for n = 1, 2, ... until the operation runs to
+ *    its end without reaching the n-th allocation (every allocation point
+ *    it has has then failed once);
+ *  - random: /proc/self/make-it-fail with a probability on both
+ *    attributes (task-filter), over a number of round trips.
+ * Both need CONFIG_FAULT_INJECTION_DEBUG_FS, CONFIG_FAILSLAB and
+ * CONFIG_FAIL_PAGE_ALLOC; the attributes are set so that every allocation
+ * counts (order 0, highmem and sleeping ones too) and nothing is printed.
+ *
+ * Outcomes accepted from an operation that met a failure:
+ *   MIGRATE_TO_DEV  0 (some pages may stay in system memory), ENOMEM,
+ *                   EFAULT (the read-back could not fault a page in),
+ *                   EBUSY
+ *   MIGRATE_TO_SYS  0 (some pages may stay on the device), ENOMEM
+ *   CPU fault       the access completes (VM_FAULT_OOM retries the
+ *                   fault) or SIGBUS
+ * TAP output, one test per scenario.
+ *
+ * Usage: hmm-faults [-m]
+ *   -m  also sweep the first migration into a device without memory, which
+ *       maps a chunk with memremap_pages() (the module is reloaded after
+ *       each failure the driver absorbed). Off by default: on x86_64 a
+ *       failed __add_pages() hits WARN_ON_ONCE(ret) in add_pages()
+ *       (arch/x86/mm/init_64.c), a kernel report that fails make test.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#define NDEV		4
+#define NP		16		/* pages per buffer */
+#define MAX_NTH		600		/* longest sweep */
+#define SWEEP_SECS	8		/* and its time budget */
+#define DBG		"/sys/kernel/debug/"
+
+static long ps;
+static int tap_n, nth_fd = -1, fail_fd = -1;
+static int dev[NDEV];
+
+/* Figures of one scenario. */
+struct tally {
+	unsigned long runs, injected, errs[4], sigbus, mismatches, unexpected;
+	unsigned long moved, chunk_fails, reloads;
+	int complete;		/* the sweep reached a run with no failure */
+};
+
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static int put(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, strlen(val)) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int attrs(int on)
+{
+	static const char *const dirs[] = { "failslab", "fail_page_alloc" };
+	char p[128];
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; i < 2; i++) {
+#define SET(f, v) do { \
+		snprintf(p, sizeof(p), DBG "%s/" f, dirs[i]); \
+		ret |= put(p, v); \
+	} while (0)
+		SET("probability", "0");
+		SET("interval", "1");
+		SET("times", "-1");
+		SET("space", "0");
+		SET("verbose", "0");
+		SET("task-filter", on ? "Y" : "N");
+		SET("ignore-gfp-wait", on ? "N" : "Y");
+		if (i) {
+			SET("ignore-gfp-highmem", on ? "N" : "Y");
+			SET("min-order", on ? "0" : "1");
+		}
+#undef SET
+	}
+	return ret;
+}
+
+static void probability(int pct)
+{
+	char v[8];
+
+	snprintf(v, sizeof(v), "%d", pct);
+	put(DBG "failslab/probability", v);
+	put(DBG "fail_page_alloc/probability", v);
+}
+
+/* Failures left to inject, summed over both attributes. */
+static long get_times(void)
+{
+	static const char *const f[] = { DBG "failslab/times",
+					 DBG "fail_page_alloc/times" };
+	long sum = 0;
+	char v[32];
+	int i, fd;
+
+	for (i = 0; i < 2; i++) {
+		memset(v, 0, sizeof(v));
+		fd = open(f[i], O_RDONLY);
+		if (fd < 0 || read(fd, v, sizeof(v) - 1) <= 0)
+			v[0] = 0;
+		if (fd >= 0)
+			close(fd);
+		sum += atol(v);
+	}
+	return sum;
+}
+
+/* fail-nth: arm before an operation, then disarm and say if it fired. */
+static void arm(unsigned int n)
+{
+	char v[16];
+	int len = snprintf(v, sizeof(v), "%u", n);
+
+	if (pwrite(nth_fd, v, len, 0) != len)
+		abort();
+}
+
+static int disarm(void)
+{
+	char v[16] = "";
+	ssize_t len = pread(nth_fd, v, sizeof(v) - 1, 0);
+
+	if (pwrite(nth_fd, "0", 1, 0) != 1 || len <= 0)
+		abort();
+	return atoi(v) == 0;
+}
+
+static void make_it_fail(int on)
+{
+	if (pwrite(fail_fd, on ? "1" : "0", 1, 0) != 1)
+		abort();
+}
+
+static int dcmd(int fd, unsigned long req, void *addr, void *ptr,
+		size_t npages, struct hmm_dmirror_cmd *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->addr = (uintptr_t)addr;
+	c->ptr = (uintptr_t)ptr;
+	c->npages = npages;
+	return ioctl(fd, req, c) ? -errno : 0;
+}
+
+static int stats(int d, struct hmm_dmirror_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return ioctl(dev[d], HMM_DMIRROR_STATS, st) ? -errno : 0;
+}
+
+static uint32_t pat(uint32_t seed, size_t i)
+{
+	return seed * 0x9e3779b1u ^ (uint32_t)i * 0x85ebca6bu;
+}
+
+static uint32_t *new_buf(uint32_t seed)
+{
+	uint32_t *p = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t i;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, NP * ps, MADV_NOHUGEPAGE);
+	for (i = 0; i < NP * (size_t)ps / 4; i++)
+		p[i] = pat(seed, i);
+	return p;
+}
+
+static size_t bad_pages(const uint32_t *p, uint32_t seed)
+{
+	size_t i, bad = 0, w = ps / 4;
+
+	for (i = 0; i < NP * w; i++) {
+		if (p[i] != pat(seed, i)) {
+			bad++;
+			i = (i / w + 1) * w - 1;
+		}
+	}
+	return bad;
+}
+
+/* The buffer holds its pattern, seen by a device and by the CPU. */
+static void verify(struct tally *t, int d, uint32_t *p, uint32_t seed,
+		   uint32_t *io, const char *what, unsigned long n)
+{
+	struct hmm_dmirror_cmd c;
+	size_t bad;
+	int ret;
+
+	ret = dcmd(dev[d], HMM_DMIRROR_READ, p, io, NP, &c);
+	if (ret) {
+		t->unexpected++;
+		printf("# %s n=%lu: device read after the failure: %s\n",
+		       what, n, strerror(-ret));
+	} else if ((bad = bad_pages(io, seed))) {
+		t->mismatches += bad;
+		printf("# %s n=%lu: %zu pages differ (device read)\n",
+		       what, n, bad);
+	}
+	bad = bad_pages(p, seed);
+	if (bad) {
+		t->mismatches += bad;
+		printf("# %s n=%lu: %zu pages differ (CPU)\n", what, n, bad);
+	}
+}
+
+static void count_err(struct tally *t, const char *what, unsigned long n,
+		      int ret, const int *accepted)
+{
+	int i;
+
+	if (!ret)
+		return;
+	for (i = 0; accepted[i]; i++) {
+		if (ret == -accepted[i]) {
+			t->errs[i]++;
+			return;
+		}
+	}
+	t->unexpected++;
+	printf("# %s n=%lu: unexpected error %s\n", what, n, strerror(-ret));
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const int to_dev_errs[] = { ENOMEM, EFAULT, EBUSY, 0 };
+static const int to_sys_errs[] = { ENOMEM, 0 };
+
+/* Sweep fail-nth over MIGRATE_TO_DEV of a fresh buffer. */
+static void sweep_to_dev(struct tally *t, int d, uint32_t *io)
+{
+	struct hmm_dmirror_cmd c;
+	double end = now() + SWEEP_SECS;
+	unsigned long n;
+	uint32_t *p;
+	int ret;
+
+	for (n = 1; n <= MAX_NTH && now() < end; n++) {
+		p = new_buf(n);
+		if (!p) {
+			t->unexpected++;
+			return;
+		}
+		arm(n);
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
+		t->injected += disarm();
+		t->runs++;
+		if (!ret)
+			t->moved += c.cpages;
+		count_err(t, "to-dev", n, ret, to_dev_errs);
+		verify(t, d, p, n, io, "to-dev", n);
+		munmap(p, NP * ps);
+		if (t->injected < n) {
+			t->complete = 1;
+			break;
+		}
+	}
+}
+
+/* Sweep fail-nth over MIGRATE_TO_SYS of a buffer in device memory. */
+static void sweep_to_sys(struct tally *t, int d, uint32_t *io)
+{
+	struct hmm_dmirror_cmd c;
+	double end = now() + SWEEP_SECS;
+	unsigned long n;
+	uint32_t *p;
+	int ret;
+
+	for (n = 1; n <= MAX_NTH && now() < end; n++) {
+		p = new_buf(n);
+		if (!p) {
+			t->unexpected++;
+			return;
+		}
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
+		if (ret || c.cpages != NP) {
+			t->unexpected++;
+			printf("# to-sys n=%lu: setup migration: %s, %llu pages\n",
+			       n, strerror(-ret), (unsigned long long)c.cpages);
+		}
+		arm(n);
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_SYS, p, NULL, NP, &c);
+		t->injected += disarm();
+		t->runs++;
+		if (!ret)
+			t->moved += c.cpages;
+		count_err(t, "to-sys", n, ret, to_sys_errs);
+		verify(t, d, p, n, io, "to-sys", n);
+		munmap(p, NP * ps);
+		if (t->injected < n) {
+			t->complete = 1;
+			break;
+		}
+	}
+}
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Sweep fail-nth over a CPU read of a device-private page. */
+static void sweep_cpu_fault(struct tally *t, int d, uint32_t *io)
+{
+	struct hmm_dmirror_cmd c;
+	double end = now() + SWEEP_SECS;
+	volatile uint32_t sink;
+	unsigned long n;
+	uint32_t *p;
+	int ret;
+
+	signal(SIGBUS, on_sigbus);
+	for (n = 1; n <= MAX_NTH && now() < end; n++) {
+		p = new_buf(n);
+		if (!p) {
+			t->unexpected++;
+			return;
+		}
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
+		if (ret || c.cpages != NP) {
+			t->unexpected++;
+			printf("# cpu-fault n=%lu: setup migration: %s, %llu pages\n",
+			       n, strerror(-ret), (unsigned long long)c.cpages);
+		}
+		if (sigsetjmp(bus_jmp, 1)) {
+			t->sigbus++;
+		} else {
+			arm(n);
+			sink = p[NP / 2 * ps / 4 + 3];
+			(void)sink;
+		}
+		t->injected += disarm();
+		t->runs++;
+		verify(t, d, p, n, io, "cpu-fault", n);
+		munmap(p, NP * ps);
+		if (t->injected < n) {
+			t->complete = 1;
+			break;
+		}
+	}
+	signal(SIGBUS, SIG_DFL);
+}
+
+#define RELOAD "rmmod test_hmm && modprobe test_hmm " \
+	"spm_addr_dev0=0x100000000 spm_addr_dev1=0x110000000"
+
+/* Unload and load test_hmm again: every device starts without memory. */
+static int reload(void)
+{
+	char path[32];
+	int i, ret;
+
+	for (i = 0; i < NDEV; i++)
+		close(dev[i]);
+	ret = system(RELOAD);
+	for (i = 0; i < NDEV; i++) {
+		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
+		dev[i] = open(path, O_RDWR);
+		if (dev[i] < 0)
+			ret = -1;
+	}
+	return ret;
+}
+
+/*
+ * Sweep fail-nth over the first migration (of one page) into a device
+ * that has no memory yet, so that it has to map a chunk with
+ * memremap_pages(). A failure the driver absorbed (a fallback, or one
+ * after the chunk was mapped) leaves the device with memory: the module
+ * is then reloaded so that the next n again finds a device without any.
+ * A failed chunk shows as a clean run that moved nothing and left the
+ * device without memory.
+ */
+static void sweep_memremap(struct tally *t, int d, uint32_t *io)
+{
+	struct hmm_dmirror_stats st;
+	struct hmm_dmirror_cmd c;
+	double end = now() + 3 * SWEEP_SECS;
+	unsigned long n;
+	int ret, fired;
+	uint32_t *p;
+
+	for (n = 1; n <= MAX_NTH && now() < end; n++) {
+		p = new_buf(n);
+		if (!p) {
+			t->unexpected++;
+			return;
+		}
+		arm(n);
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, 1, &c);
+		fired = disarm();
+		t->injected += fired;
+		t->runs++;
+		if (!ret)
+			t->moved += c.cpages;
+		count_err(t, "memremap", n, ret, to_dev_errs);
+		if (stats(d, &st)) {
+			t->unexpected++;
+			munmap(p, NP * ps);
+			return;
+		}
+		if (fired && !ret && !c.cpages && !st.pages_total)
+			t->chunk_fails++;
+		verify(t, d, p, n, io, "memremap", n);
+		munmap(p, NP * ps);
+		if (!fired) {
+			t->complete = st.pages_total != 0;
+			break;
+		}
+		if (st.pages_total) {
+			t->reloads++;
+			if (reload()) {
+				t->unexpected++;
+				printf("# memremap n=%lu: module reload failed\n", n);
+				return;
+			}
+		}
+	}
+}
+
+/* Random failures (make-it-fail) over migration round trips. */
+static void random_trips(struct tally *t, int d, uint32_t *io, int trips)
+{
+	struct hmm_dmirror_cmd c;
+	int i, ret;
+	uint32_t *p;
+
+	probability(10);
+	put(DBG "failslab/times", "1000000");
+	put(DBG "fail_page_alloc/times", "1000000");
+	for (i = 0; i < trips; i++) {
+		p = new_buf(1000 + i);
+		if (!p) {
+			t->unexpected++;
+			break;
+		}
+		make_it_fail(1);
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
+		make_it_fail(0);
+		count_err(t, "random to-dev", i, ret, to_dev_errs);
+		if (!ret)
+			t->moved += c.cpages;
+		make_it_fail(1);
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_SYS, p, NULL, NP, &c);
+		make_it_fail(0);
+		count_err(t, "random to-sys", i, ret, to_sys_errs);
+		if (!ret)
+			t->moved += c.cpages;
+		t->runs += 2;
+		verify(t, d, p, 1000 + i, io, "random", i);
+		munmap(p, NP * ps);
+	}
+	probability(0);
+	t->injected += 2 * 1000000 - get_times();
+}
+
+static void report(const char *name, struct tally *t, const int *errs)
+{
+	int i;
+
+	printf("# %s: %lu runs, %lu failures injected, %lu pages moved, %lu SIGBUS",
+	       name, t->runs, t->injected, t->moved, t->sigbus);
+	for (i = 0; errs && errs[i]; i++)
+		printf(", %lu %s", t->errs[i], strerrorname_np(errs[i]));
+	printf(", %lu mismatches, %lu unexpected%s\n", t->mismatches,
+	       t->unexpected, t->complete ? ", every failure point covered" :
+	       "");
+}
+
+int main(int argc, char **argv)
+{
+	struct hmm_dmirror_stats before[NDEV], after[NDEV];
+	int i, memremap = argc > 1 && !strcmp(argv[1], "-m");
+	struct tally t;
+	char path[64];
+	uint32_t *io;
+
+	ps = sysconf(_SC_PAGESIZE);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n1..%d\n", 8 + NDEV + (memremap ? 2 : 0));
+	if (!memremap)
+		printf("# memremap_pages() sweep not run: it needs -m (x86 add_pages() WARNs when __add_pages() fails)\n");
+	io = malloc(NP * ps);
+	for (i = 0; i < NDEV; i++) {
+		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
+		dev[i] = open(path, O_RDWR);
+		if (dev[i] < 0 || stats(i, &before[i])) {
+			printf("Bail out! %s: %s\n", path, strerror(errno));
+			return 1;
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth",
+		 (long)syscall(SYS_gettid));
+	nth_fd = open(path, O_RDWR);
+	fail_fd = open("/proc/self/make-it-fail", O_RDWR);
+	ok(nth_fd >= 0 && fail_fd >= 0 && !attrs(1),
+	   "fault injection available (fail-nth, make-it-fail, failslab, fail_page_alloc)");
+	if (nth_fd < 0 || fail_fd < 0)
+		return 1;
+
+	/* Devices 1 and 3 are left untouched until here: no memory yet. */
+	for (i = 1; memremap && i < NDEV; i += 2) {
+		char name[32];
+
+		memset(&t, 0, sizeof(t));
+		snprintf(name, sizeof(name), "memremap dev%d", i);
+		if (before[i].pages_total) {
+			printf("# dev%d already has memory: %llu pages\n", i,
+			       (unsigned long long)before[i].pages_total);
+		} else {
+			sweep_memremap(&t, i, io);
+			report(name, &t, to_dev_errs);
+		}
+		printf("# %s: %lu chunk additions failed cleanly, %lu module reloads\n",
+		       name, t.chunk_fails, t.reloads);
+		ok(!before[i].pages_total && t.chunk_fails && !t.mismatches &&
+		   !t.unexpected,
+		   "%s: a failed memremap_pages() leaves no trace, the next one works",
+		   name);
+	}
+
+	for (i = 0; i < NDEV; i += 2) {
+		memset(&t, 0, sizeof(t));
+		sweep_to_dev(&t, i, io);
+		report(i ? "to-dev coherent" : "to-dev private", &t, to_dev_errs);
+		ok(t.injected && !t.mismatches && !t.unexpected,
+		   "migration to %s memory fails cleanly at every allocation",
+		   i ? "coherent" : "private");
+
+		memset(&t, 0, sizeof(t));
+		sweep_to_sys(&t, i, io);
+		report(i ? "to-sys coherent" : "to-sys private", &t, to_sys_errs);
+		ok(t.injected && !t.mismatches && !t.unexpected,
+		   "migration from %s memory fails cleanly at every allocation",
+		   i ? "coherent" : "private");
+	}
+
+	memset(&t, 0, sizeof(t));
+	sweep_cpu_fault(&t, 0, io);
+	report("cpu-fault private", &t, NULL);
+	ok(t.injected && !t.mismatches && !t.unexpected,
+	   "CPU fault on a device-private page survives a failure at every allocation");
+
+	memset(&t, 0, sizeof(t));
+	random_trips(&t, 0, io, 40);
+	random_trips(&t, 2, io, 40);
+	report("random", &t, to_dev_errs);
+	ok(!t.mismatches && !t.unexpected,
+	   "random allocation failures (10%%) during migration round trips");
+
+	ok(!attrs(0), "fault injection attributes restored");
+	for (i = 0; i < NDEV; i++) {
+		int tries;
+
+		for (tries = 0; tries < 50; tries++) {
+			if (stats(i, &after[i]) ||
+			    after[i].pages_in_use == before[i].pages_in_use)
+				break;
+			usleep(100000);
+		}
+		printf("# dev%d: pages_in_use %llu -> %llu, pages_total %llu -> %llu\n",
+		       i, (unsigned long long)before[i].pages_in_use,
+		       (unsigned long long)after[i].pages_in_use,
+		       (unsigned long long)before[i].pages_total,
+		       (unsigned long long)after[i].pages_total);
+		ok(after[i].pages_in_use == before[i].pages_in_use,
+		   "dev%d pages_in_use back to its value before the run", i);
+	}
+	return 0;
+}
