@@ -7,6 +7,9 @@
 # hugetlb PUD mappings can be mirrored (it needs a free, 1 GiB-aligned GiB
 # of RAM after early boot allocations, which sit at the top of memory: a
 # 3 GiB or 4 GiB guest has none left).
+# A sparse file on the host is the guest's virtio disk /dev/vda, which the
+# guest's init makes its swap (HMM_SWAP, default 1G; 0 for none), so that
+# reclaim can push anonymous pages out while migrations run.
 # Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
 #   Serial port 0 (kernel console) -> RESULTDIR/console.log
 #   Serial port 1 (test output)    -> RESULTDIR/tests.log
@@ -27,9 +30,18 @@ qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m "${HMM_MEM:-5G}"
       -kernel "$out/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz"
       -append "$append" -no-reboot -display none -nodefaults -vga none)
 [[ ${HMM_KVM:-0} == 1 ]] || qemu+=(-cpu max)
+swap=${HMM_SWAP:-1G}
+if [[ $swap != 0 ]]; then
+	swapimg=$res/swap.img
+	rm -f "$swapimg"
+	truncate -s "$swap" "$swapimg"
+	qemu+=(-drive "file=$swapimg,format=raw,if=virtio,cache=unsafe")
+	trap 'rm -f "$swapimg"' EXIT
+fi
 
 if ((interactive)); then
-	exec "${qemu[@]}" -serial mon:stdio -serial null
+	"${qemu[@]}" -serial mon:stdio -serial null
+	exit
 fi
 rm -f "$res/console.log" "$res/tests.log"
 rc=0
