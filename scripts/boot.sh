@@ -7,6 +7,9 @@
 # hugetlb PUD mappings can be mirrored (it needs a free, 1 GiB-aligned GiB
 # of RAM after early boot allocations, which sit at the top of memory: a
 # 3 GiB or 4 GiB guest has none left).
+# HMM_SMALL=1 boots the small machine of the memory-pressure run instead:
+# 1.5 GiB, all below 4 GiB, the coherent windows carved at 1 GiB
+# (memmap=512M!1G), which leaves the kernel 1 GiB of RAM.
 # A sparse file on the host is the guest's virtio disk /dev/vda, which the
 # guest's init makes its swap (HMM_SWAP, default 1G; 0 for none), so that
 # reclaim can push anonymous pages out while migrations run.
@@ -18,15 +21,20 @@
 out=$1 mode=$2 res=$3 interactive=${4:-0}
 timeout=${HMM_TIMEOUT:-1800}
 mkdir -p "$res"
-append="console=ttyS0 memmap=512M!4G hmm.mode=$mode hmm.interactive=$interactive"
+if [[ ${HMM_SMALL:-0} == 1 ]]; then
+	mem=${HMM_MEM:-1536M} carve='memmap=512M!1G' spm=0x40000000+0x50000000
+else
+	mem=${HMM_MEM:-5G} carve='memmap=512M!4G' spm=0x100000000+0x110000000
+fi
+append="console=ttyS0 $carve hmm.spm=$spm hmm.mode=$mode hmm.interactive=$interactive"
 append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7"
-[[ $mode == test ]] && append+=" hugepagesz=1G hugepages=1"
+[[ $mode == test && ${HMM_SMALL:-0} != 1 ]] && append+=" hugepagesz=1G hugepages=1"
 append+=" ${HMM_BOOT_ARGS:-}"
 [[ -n ${HMM_ARGS:-} ]] && append+=" hmm.args=$HMM_ARGS"
 accel=(-accel tcg,thread=multi)
 [[ ${HMM_KVM:-0} == 1 ]] && accel=(-accel kvm -cpu host)
 
-qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m "${HMM_MEM:-5G}"
+qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m "$mem"
       -kernel "$out/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz"
       -append "$append" -no-reboot -display none -nodefaults -vga none)
 [[ ${HMM_KVM:-0} == 1 ]] || qemu+=(-cpu max)

@@ -9,11 +9,15 @@ tests.log (serial 1) holds the guest's test programs, framed by
 Every KUnit case and every selftest counts as passed, failed or skipped.
 A kernel splat, a program that died without reporting, a kmemleak report
 or a run that never reached "done" counts as a failure and is named.
+A kmemleak failure shows the report's first lines.
+A subdirectory "pressure" (make test's second, small-guest boot) is judged
+the same way, its results named "pressure/...".
 Prints the failures, then "N passed, N failed, N skipped" as its last line.
 With a second argument, make check's verdicts (lines "ok NAME" / "not ok
 NAME") count as tests too.
 Exit status 0 only with no failure and no skip.
 """
+import os
 import re
 import sys
 
@@ -39,10 +43,18 @@ def read(path):
         return []
 
 
-def main(resdir, checks=None):
+def kmemleak_head(console, lines=12):
+    """The first lines of the kmemleak report the guest copied to the console."""
+    for i, line in enumerate(console):
+        if line.startswith('unreferenced object'):
+            return '\n    ' + '\n    '.join(console[i:i + lines])
+    return ' (see console.log)'
+
+
+def judge(resdir, passed, failed, skipped):
+    """Add one boot's results to the three lists."""
     console = [TS.sub('', l) for l in read(resdir + '/console.log')]
     tests = read(resdir + '/tests.log')
-    passed, failed, skipped = [], [], []
 
     # KUnit: cases are the results one level inside a suite.
     suite = None
@@ -85,8 +97,8 @@ def main(resdir, checks=None):
             done = True
         k = re.match(r'^HMM-HARNESS: kmemleak (\d+)', line)
         if k and int(k.group(1)):
-            failed.append('kmemleak: %s unreferenced object(s) after the tests '
-                          '(see console.log)' % k.group(1))
+            failed.append('kmemleak: %s unreferenced object(s) after the tests:%s'
+                          % (k.group(1), kmemleak_head(console)))
         m = TAP.match(line)
         if not prog or not m or m.group(1):
             continue
@@ -114,16 +126,27 @@ def main(resdir, checks=None):
                     break
             failed.append('kernel: %s%s (console.log line %d)' % (line.strip()[:120], ctx, i + 1))
 
+    if not done:
+        failed.append('run: the guest never reached the end of the tests '
+                      '(timeout, hang or panic); console tail:\n    ' +
+                      '\n    '.join(console[-15:]))
+
+
+def main(resdir, checks=None):
+    passed, failed, skipped = [], [], []
+    judge(resdir, passed, failed, skipped)
+    sub = resdir + '/pressure'
+    if os.path.isdir(sub):
+        lists = [], [], []
+        judge(sub, *lists)
+        for mine, theirs in zip((passed, failed, skipped), lists):
+            mine.extend('pressure/' + t for t in theirs)
+
     # make check's verdicts, when make test ran it.
     for line in read(checks) if checks else []:
         m = re.match(r'^(ok|not ok) (.*)$', line)
         if m:
             (passed if m.group(1) == 'ok' else failed).append('check: ' + m.group(2))
-
-    if not done:
-        failed.append('run: the guest never reached the end of the tests '
-                      '(timeout, hang or panic); console tail:\n    ' +
-                      '\n    '.join(console[-15:]))
 
     for f in failed:
         print('FAIL  ' + f)

@@ -1,8 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # make stress: the stress program alone on the debug kernel for as long as
-# asked (STRESS_SECONDS, default 600), then module unload and a kmemleak
-# scan; judged like make test.
+# asked (STRESS_SECONDS, default 600) in STRESS_ROUNDS rounds (default 3)
+# with test_hmm unloaded and loaded again between them, then module unload
+# and a kmemleak scan; judged like make test. STRESS_ARGS adds arguments
+# (joined with '+'), e.g. STRESS_ARGS=-p+100 HMM_SMALL=1 for the memory-
+# pressure run of make test.
 . "$(dirname "$0")/lib.sh"
 
 here=$(dirname "$0")
@@ -11,7 +14,9 @@ flavour=${FLAVOUR:-debug}
 "$here/kernel.sh" ours "$flavour"
 take_lock
 res=$RESULTS/stress-$(date +%Y%m%d-%H%M%S)
-HMM_ARGS="-t+$secs${STRESS_ARGS:++$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
+rounds=${STRESS_ROUNDS:-3}
+HMM_ARGS="-t+$((secs / rounds))${STRESS_ARGS:++$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
+	HMM_BOOT_ARGS="hmm.rounds=$rounds ${HMM_BOOT_ARGS:-}" \
 	stage stress "$here/boot.sh" "$(build_dir ours "$flavour")" stress "$res"
 "$here/results.py" "$res" >"$res/summary.txt" || true
 grep -h '^#' "$res/tests.log" | tail -n 20 || true

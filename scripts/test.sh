@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # make test: build the series (debug flavour unless FLAVOUR says otherwise),
-# boot it, run every KUnit case and test program, judge the logs.
+# boot it, run every KUnit case and test program, boot it again as a small
+# machine under memory pressure for the stress run, judge the logs.
 # make test-stock: the same tests on the unmodified base (HMM_KIND=stock).
 # Then make check (HMM_CHECK=0 leaves it out); each check counts as a test.
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +15,10 @@ t0=$(now)
 take_lock
 res=$RESULTS/$(date +%Y%m%d-%H%M%S)-$kind-$flavour
 stage boot-and-test "$here/boot.sh" "$(build_dir "$kind" "$flavour")" test "$res"
+# The memory-pressure run: hmm-stress with a memory hog in a small guest,
+# in two rounds with a module reload between them (judged as pressure/...).
+HMM_SMALL=1 HMM_ARGS="-t+${HMM_PRESSURE_SECS:-20}+-p+125" HMM_BOOT_ARGS="hmm.rounds=2" \
+	stage boot-pressure "$here/boot.sh" "$(build_dir "$kind" "$flavour")" stress "$res/pressure"
 checks=
 if [[ $kind == ours && ${HMM_CHECK:-1} == 1 ]]; then
 	# The maintainer's checks (make check) count as tests of the series.

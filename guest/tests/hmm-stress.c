@@ -6,10 +6,16 @@
  * they track page by page, and check after every step that could lose data
  * that the data is what it should be.
  *
- * Usage: hmm-stress [-t SECONDS] [-w WORKERS] [-s SEED]
+ * Usage: hmm-stress [-t SECONDS] [-w WORKERS] [-s SEED] [-p PERCENT]
  *   -t  how long to run (default 25 s, the make test run)
  *   -w  worker processes (default 4, worker i prefers device i % 4)
  *   -s  seed of the random operation streams (default 1; printed)
+ *   -p  memory pressure: a hog process keeps writing over PERCENT % of
+ *       the memory available at the start, so that reclaim (to swap)
+ *       runs all the time and every migration back to system memory
+ *       competes with it. The hog is the OOM killer's choice
+ *       (oom_score_adj 1000, the others -1000) and is restarted when
+ *       killed. Swap in use must grow during the run.
  *
  * Each page of a buffer holds a pattern derived from a 32-bit "seed" that
  * the owning thread records; seed 0 means the page must read as zeroes
@@ -50,7 +56,7 @@
  * At the end: per operation kind the count done, the data mismatches and
  * the unexpected errors (TAP, one test each), and per device the driver's
  * pages_in_use (HMM_DMIRROR_STATS), which must be back to its value before
- * the run once every process has exited.
+ * the run once every process has exited, and the peak of swap in use.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,7 +75,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include <lib/test_hmm_uapi.h>
+#include "hmm-util.h"
 
 #define NDEV		4
 #define MAXP		128		/* largest buffer, in pages */
@@ -108,6 +114,8 @@ struct shared {
 	unsigned long pages_checked;
 	unsigned long msgs;
 	unsigned long spawned, crashed;
+	unsigned long hog_runs, hog_kills;
+	int hog_ready;		/* the hog has written all of its memory */
 	struct timespec deadline;
 	int stop;
 };
@@ -244,16 +252,6 @@ static void pick_range(struct thr *t, size_t *first, size_t *n)
 static int pick_fd(struct thr *t)
 {
 	return rnd(&t->rng) % 4 ? fds[home] : fds[rnd(&t->rng) % NDEV];
-}
-
-static int dcmd(int fd, unsigned long req, void *addr, void *ptr,
-		size_t npages, struct hmm_dmirror_cmd *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->addr = (uintptr_t)addr;
-	c->ptr = (uintptr_t)ptr;
-	c->npages = npages;
-	return ioctl(fd, req, c) ? -errno : 0;
 }
 
 static void unexpected(struct thr *t, enum op op, const char *what, int err)
@@ -770,29 +768,89 @@ static void worker(int w, uint64_t seed)
 }
 
 /* ------------------------------------------------------------------ */
-/* Supervisor                                                          */
+/* Memory pressure (-p)                                                */
 /* ------------------------------------------------------------------ */
 
-static int tap_n;
-
-static int ok(int cond, const char *fmt, ...)
+static void oom_score_adj(const char *v)
 {
-	va_list ap;
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY);
 
-	printf("%sok %d ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	return cond;
+	if (fd < 0 || write(fd, v, strlen(v)) < 0)
+		msg("oom_score_adj %s: %s", v, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
-static int stats(int fd, struct hmm_dmirror_stats *st)
+/* A /proc/meminfo or /proc/vmstat figure, 0 when absent. */
+static unsigned long proc_field(const char *file, const char *name)
 {
-	memset(st, 0, sizeof(*st));
-	return ioctl(fd, HMM_DMIRROR_STATS, st) ? -errno : 0;
+	char line[128];
+	size_t len = strlen(name);
+	unsigned long v = 0;
+	FILE *f = fopen(file, "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, len) &&
+		    (line[len] == ' ' || line[len] == ':')) {
+			v = strtoul(line + len + 1 + strspn(line + len + 1, " "),
+				    NULL, 10);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return v;
 }
+
+/* Swap in use now, in KiB. */
+static unsigned long swap_used(void)
+{
+	return proc_field("/proc/meminfo", "SwapTotal") -
+	       proc_field("/proc/meminfo", "SwapFree");
+}
+
+/*
+ * The hog: map @bytes and write one word of every page, round after round,
+ * until the run ends. Its pages are dirty anonymous memory the kernel can
+ * only make room from by writing them to swap.
+ */
+static void hog(size_t bytes)
+{
+	size_t npages = bytes / ps, i;
+	uint32_t round = 0;
+	char *p;
+
+	setpgid(0, 0);
+	oom_score_adj("1000");
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(1);
+	/* Huge pages fill it quickly; reclaim splits them to swap them. */
+	madvise(p, bytes, MADV_HUGEPAGE);
+	while (!sh->stop && (!sh->hog_ready || !past(&sh->deadline))) {
+		round++;
+		for (i = 0; i < npages && !sh->stop; i++)
+			*(uint32_t *)(p + i * ps) = round ^ (uint32_t)i;
+		sh->hog_ready = 1;
+	}
+	_exit(0);
+}
+
+static pid_t start_hog(size_t bytes)
+{
+	pid_t pid = fork();
+
+	if (!pid)
+		hog(bytes);
+	if (pid > 0)
+		ADD(sh->hog_runs, 1);
+	return pid;
+}
+
+/* ------------------------------------------------------------------ */
+/* Supervisor                                                          */
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -803,8 +861,12 @@ int main(int argc, char **argv)
 	int hung = 0, gen = 0;
 	struct timespec hang;
 	unsigned long total = 0, mism = 0, unexp = 0;
+	unsigned long swap0, swap_peak = 0, polls = 0;
+	int pressure = 0;
+	size_t hog_bytes = 0;
+	pid_t hogpid = 0;
 
-	while ((opt = getopt(argc, argv, "t:w:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:w:s:p:")) != -1) {
 		switch (opt) {
 		case 't':
 			secs = atoi(optarg);
@@ -815,20 +877,32 @@ int main(int argc, char **argv)
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
 			break;
+		case 'p':
+			pressure = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: %s [-t SECONDS] [-w WORKERS] [-s SEED]\n",
+			fprintf(stderr, "usage: %s [-t SECONDS] [-w WORKERS] [-s SEED] [-p PERCENT]\n",
 				argv[0]);
 			return 2;
 		}
 	}
-	if (secs < 1 || nworkers < 1)
+	if (secs < 1 || nworkers < 1 || pressure < 0)
 		return 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ps = sysconf(_SC_PAGESIZE);
 	wpp = ps / sizeof(uint32_t);
-	printf("TAP version 13\n1..%d\n", 1 + NR_OPS + 1 + NDEV);
+	printf("TAP version 13\n1..%d\n", 1 + NR_OPS + 1 + NDEV + !!pressure);
 	printf("# hmm-stress: %d s, %d workers x 2 threads, seed %llu\n",
 	       secs, nworkers, (unsigned long long)seed);
+	if (pressure) {
+		unsigned long avail = proc_field("/proc/meminfo", "MemAvailable");
+
+		hog_bytes = (size_t)avail * 1024 / 100 * pressure;
+		hog_bytes -= hog_bytes % ps;
+		printf("# memory pressure: a hog over %d%% of the %lu MiB available, swap %lu MiB\n",
+		       pressure, avail >> 10,
+		       proc_field("/proc/meminfo", "SwapTotal") >> 10);
+	}
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -842,13 +916,24 @@ int main(int argc, char **argv)
 
 		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
 		dfd[i] = open(path, O_RDWR);
-		if (dfd[i] < 0 || stats(dfd[i], &before[i])) {
+		if (dfd[i] < 0 || dev_stats(dfd[i], &before[i])) {
 			printf("Bail out! %s: %s\n", path, strerror(errno));
 			return 1;
 		}
 	}
 	/* Orphans of abruptly ended workers (fork children) come to us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	swap0 = swap_used();
+	if (pressure) {
+		/* The workers (our children) inherit it; the hog resets it. */
+		oom_score_adj("-1000");
+		hogpid = start_hog(hog_bytes);
+		/* The run starts once the hog has filled its memory once. */
+		for (i = 0; i < 60 * 50 && !sh->hog_ready; i++)
+			usleep(20000);
+		printf("# hog filled in %.1f s, swap in use %lu MiB\n",
+		       i / 50.0, swap_used() >> 10);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &sh->deadline);
 	sh->deadline.tv_sec += secs;
 	hang = sh->deadline;
@@ -877,6 +962,16 @@ int main(int argc, char **argv)
 			sh->stop = 1;
 		}
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (pid == hogpid) {
+				/* SIGKILL: the OOM killer did its job. */
+				if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+					ADD(sh->hog_kills, 1);
+				else if (!WIFEXITED(st) || WEXITSTATUS(st))
+					printf("# hog ended with status %#x\n", st);
+				hogpid = past(&sh->deadline) ? 0 :
+					 start_hog(hog_bytes);
+				continue;
+			}
 			for (i = 0; i < nworkers; i++)
 				if (pids[i] == pid)
 					pids[i] = 0;
@@ -888,6 +983,8 @@ int main(int argc, char **argv)
 		}
 		if (pid < 0 && errno == ECHILD && sh->stop)
 			break;
+		if (!(polls++ % 25) && swap_used() > swap_peak)
+			swap_peak = swap_used();
 		if (!hung && past(&hang)) {
 			hung = 1;
 			printf("# processes still running %d s after the end, killing them\n",
@@ -895,12 +992,14 @@ int main(int argc, char **argv)
 			for (i = 0; i < nworkers; i++)
 				if (pids[i])
 					kill(-pids[i], SIGKILL);
+			if (hogpid > 0)
+				kill(hogpid, SIGKILL);
 		}
 		usleep(20000);
 	}
 
-	ok(!sh->crashed && !hung, "processes: %lu workers spawned, none crashed or hung",
-	   sh->spawned);
+	tap_ok(!sh->crashed && !hung, "processes: %lu workers spawned, none crashed or hung",
+	       sh->spawned);
 	for (i = 0; i < NR_OPS; i++) {
 		printf("# %-10s %8lu done, %lu EBUSY/ENOMEM, %lu EPERM (read-only), %lu mismatches, %lu unexpected errors\n",
 		       op_name[i], sh->done[i], sh->accepted[i],
@@ -908,28 +1007,31 @@ int main(int argc, char **argv)
 		total += sh->done[i];
 		mism += sh->mismatch[i];
 		unexp += sh->unexpected[i];
-		failed |= !ok(sh->done[i] && !sh->mismatch[i] &&
-			      !sh->unexpected[i],
-			      "op %s: done, data intact, no unexpected error",
-			      op_name[i]);
+		failed |= !tap_ok(sh->done[i] && !sh->mismatch[i] &&
+				  !sh->unexpected[i],
+				  "op %s: done, data intact, no unexpected error",
+				  op_name[i]);
 	}
 	printf("# %lu operations, %lu pages checked, %lu mismatches, %lu unexpected errors\n",
 	       total, sh->pages_checked, mism, unexp);
 	printf("# pages migrated: %lu to devices, %lu to system, %lu evicted\n",
 	       sh->moved_to_dev, sh->moved_to_sys, sh->evicted);
-	ok(!mism, "checksum mismatches: 0");
+	tap_ok(!mism, "checksum mismatches: 0");
+
+	printf("# swap in use: %lu KiB at the start, %lu KiB at the peak\n",
+	       swap0, swap_peak);
+	if (pressure) {
+		printf("# hog: %lu runs, %lu killed by the OOM killer\n",
+		       sh->hog_runs, sh->hog_kills);
+		failed |= !tap_ok(swap_peak > swap0,
+				  "memory pressure: reclaim pushed %lu MiB to swap",
+				  (swap_peak - swap0) >> 10);
+	}
 
 	/* Every page a process held must be back; frees may lag a little. */
 	for (i = 0; i < NDEV; i++) {
-		int tries;
+		int back = dev_settled(dfd[i], &before[i], &after[i], 100);
 
-		for (tries = 0; tries < 100; tries++) {
-			if (stats(dfd[i], &after[i]))
-				break;
-			if (after[i].pages_in_use == before[i].pages_in_use)
-				break;
-			usleep(100000);
-		}
 		printf("# dev%d: pages_in_use %llu -> %llu, to_device +%llu, to_system +%llu, faults +%llu, evictions +%llu\n",
 		       i, (unsigned long long)before[i].pages_in_use,
 		       (unsigned long long)after[i].pages_in_use,
@@ -937,9 +1039,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)(after[i].to_system - before[i].to_system),
 		       (unsigned long long)(after[i].faults - before[i].faults),
 		       (unsigned long long)(after[i].evictions - before[i].evictions));
-		failed |= !ok(after[i].pages_in_use == before[i].pages_in_use,
-			      "dev%d pages_in_use back to its value before the run",
-			      i);
+		failed |= !tap_ok(back,
+				  "dev%d pages_in_use back to its value before the run",
+				  i);
 		close(dfd[i]);
 	}
 	return failed || sh->crashed || hung || mism ? 1 : 0;

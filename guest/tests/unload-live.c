@@ -14,27 +14,16 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <lib/test_hmm_uapi.h>
+#include "hmm-util.h"
 
 #define NPAGES	64
-#define RELOAD	"modprobe test_hmm spm_addr_dev0=0x100000000 spm_addr_dev1=0x110000000"
 
 static long ps;
-static int n;
-
-static void ok(int cond, const char *what)
-{
-	printf("%sok %d %s\n", cond ? "" : "not ", ++n, what);
-}
 
 static int cmd(int fd, unsigned long req, void *addr, void *ptr,
 	       struct hmm_dmirror_cmd *c)
 {
-	memset(c, 0, sizeof(*c));
-	c->addr = (uintptr_t)addr;
-	c->ptr = (uintptr_t)ptr;
-	c->npages = NPAGES;
-	return ioctl(fd, req, c) ? -errno : 0;
+	return dcmd(fd, req, addr, ptr, NPAGES, c);
 }
 
 static void fill(uint32_t *p, uint32_t seed)
@@ -73,7 +62,7 @@ int main(void)
 {
 	uint32_t *buf[4], *io;
 	struct hmm_dmirror_cmd c;
-	char path[32];
+	char path[32], load[128];
 	int i, fd;
 
 	ps = sysconf(_SC_PAGESIZE);
@@ -89,22 +78,23 @@ int main(void)
 		fill(buf[i], 100 + i);
 		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
 		fd = open(path, O_RDWR);
-		ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
-		   c.cpages == NPAGES && on_device(fd, buf[i], want),
-		   "migrated to a device before unload");
+		tap_ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
+		       c.cpages == NPAGES && on_device(fd, buf[i], want),
+		       "migrated to a device before unload");
 		close(fd);
 	}
-	ok(system("rmmod test_hmm") == 0, "rmmod with device pages mapped");
+	tap_ok(!hmm_load_cmd(load, sizeof(load)) && system("rmmod test_hmm") == 0,
+	       "rmmod with device pages mapped");
 	for (i = 0; i < 4; i++)
-		ok(check(buf[i], 100 + i), "data intact after unload");
-	ok(system(RELOAD) == 0, "module reloads");
+		tap_ok(check(buf[i], 100 + i), "data intact after unload");
+	tap_ok(system(load) == 0, "module reloads");
 	for (i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
 		fd = open(path, O_RDWR);
-		ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
-		   c.cpages == NPAGES && check(io, 100 + i) &&
-		   !cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf[i], NULL, &c) &&
-		   check(buf[i], 100 + i), "device works after reload");
+		tap_ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
+		       c.cpages == NPAGES && check(io, 100 + i) &&
+		       !cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf[i], NULL, &c) &&
+		       check(buf[i], 100 + i), "device works after reload");
 		close(fd);
 	}
 	free(io);

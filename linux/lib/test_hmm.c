@@ -584,9 +584,19 @@ static int dmirror_batch_copy(struct dmirror *dmirror, unsigned long start,
 	return -EBUSY;
 }
 
-/* HMM_DMIRROR_READ: the device reads the range into cmd->ptr. */
-static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
-			struct dmirror_work *work)
+/*
+ * Run @batch over the command's range one bounce buffer at a time and
+ * hand each batch's bounce buffer out to cmd->ptr; cmd->cpages counts the
+ * pages handed out.
+ */
+static int dmirror_batches_out(struct dmirror *dmirror,
+			       struct hmm_dmirror_cmd *cmd,
+			       struct dmirror_work *work,
+			       int (*batch)(struct dmirror *dmirror,
+					    unsigned long addr,
+					    unsigned long next,
+					    struct dmirror_work *work,
+					    struct hmm_dmirror_cmd *cmd))
 {
 	unsigned long start = cmd->addr;
 	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
@@ -596,8 +606,7 @@ static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 
 	for (addr = start; addr < end; addr = next) {
 		next = dmirror_batch_end(addr, end);
-		ret = dmirror_batch_copy(dmirror, addr, next, work->bounce,
-					 false, &cmd->faults);
+		ret = batch(dmirror, addr, next, work, cmd);
 		if (ret)
 			return ret;
 		if (copy_to_user(uptr + (addr - start), work->bounce,
@@ -606,6 +615,21 @@ static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		cmd->cpages += (next - addr) >> PAGE_SHIFT;
 	}
 	return 0;
+}
+
+static int dmirror_read_batch(struct dmirror *dmirror, unsigned long addr,
+			      unsigned long next, struct dmirror_work *work,
+			      struct hmm_dmirror_cmd *cmd)
+{
+	return dmirror_batch_copy(dmirror, addr, next, work->bounce, false,
+				  &cmd->faults);
+}
+
+/* HMM_DMIRROR_READ: the device reads the range into cmd->ptr. */
+static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			struct dmirror_work *work)
+{
+	return dmirror_batches_out(dmirror, cmd, work, dmirror_read_batch);
 }
 
 /* HMM_DMIRROR_WRITE: the device writes cmd->ptr into the range. */
@@ -1050,7 +1074,8 @@ static int dmirror_exclusive_record(struct dmirror *dmirror,
 
 /*
  * Take exclusive access to one batch and record it in the mirror; the
- * data goes to @buf. Returns -EBUSY if some page could not be taken.
+ * data goes to the bounce buffer. Returns -EBUSY if some page could not
+ * be taken.
  *
  * The batch is first faulted in for writing, so that the grab itself has
  * nothing left to fault: any invalidation seen after it then comes from
@@ -1058,7 +1083,8 @@ static int dmirror_exclusive_record(struct dmirror *dmirror,
  */
 static int dmirror_exclusive_batch(struct dmirror *dmirror,
 				   unsigned long start, unsigned long end,
-				   struct dmirror_work *work)
+				   struct dmirror_work *work,
+				   struct hmm_dmirror_cmd *cmd)
 {
 	unsigned long i, npages = (end - start) >> PAGE_SHIFT;
 	int tries, ret;
@@ -1109,23 +1135,7 @@ static int dmirror_exclusive(struct dmirror *dmirror,
 			     struct hmm_dmirror_cmd *cmd,
 			     struct dmirror_work *work)
 {
-	unsigned long start = cmd->addr;
-	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
-	void __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long addr, next;
-	int ret;
-
-	for (addr = start; addr < end; addr = next) {
-		next = dmirror_batch_end(addr, end);
-		ret = dmirror_exclusive_batch(dmirror, addr, next, work);
-		if (ret)
-			return ret;
-		if (copy_to_user(uptr + (addr - start), work->bounce,
-				 next - addr))
-			return -EFAULT;
-		cmd->cpages += (next - addr) >> PAGE_SHIFT;
-	}
-	return 0;
+	return dmirror_batches_out(dmirror, cmd, work, dmirror_exclusive_batch);
 }
 
 /*

@@ -274,11 +274,20 @@ static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 	return ret;
 }
 
+/*
+ * Whether @pmd is itself the leaf (a THP, a DAX PMD or a PMD-sized
+ * migration entry) rather than a pointer to a PTE table.
+ */
+static bool hmm_pmd_is_leaf(pmd_t pmd)
+{
+	return is_swap_pmd(pmd) || pmd_trans_huge(pmd) || pmd_devmap(pmd);
+}
+
 static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walker *w = walk->private;
-	unsigned long cpu = 0, pfn = 0;
+	unsigned long cpu, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pmd_t pmd;
 	int ret;
@@ -286,13 +295,12 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 	pmd = pmdp_get_lockless(pmdp);
 	if (pmd_none(pmd))
 		return hmm_report(w, addr, end, 0, 0);
-	if (!is_swap_pmd(pmd) && !pmd_trans_huge(pmd) && !pmd_devmap(pmd))
+	if (!hmm_pmd_is_leaf(pmd))
 		return hmm_walk_pte_table(w, pmdp, addr, end, walk);
 
-	/* a THP, a DAX PMD, or a PMD-sized migration entry */
 	ptl = pmd_lock(walk->mm, pmdp);
 	pmd = pmdp_get(pmdp);
-	if (!is_swap_pmd(pmd) && !pmd_trans_huge(pmd) && !pmd_devmap(pmd)) {
+	if (!hmm_pmd_is_leaf(pmd)) {
 		/* split or freed since we looked: look again */
 		spin_unlock(ptl);
 		walk->action = ACTION_AGAIN;
@@ -313,7 +321,7 @@ static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walker *w = walk->private;
-	unsigned long cpu = 0, pfn = 0;
+	unsigned long cpu, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pud_t pud;
 	int ret;

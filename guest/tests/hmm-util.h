@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers the guest test programs share: TAP output, one dummy-driver
+ * command, the driver's per-device counters, reloading the driver.
+ */
+#ifndef HMM_UTIL_H
+#define HMM_UTIL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+
+#include <lib/test_hmm_uapi.h>
+
+static int tap_n;
+
+/* One TAP result line; returns @cond so a caller can fold it into a verdict. */
+static inline int __attribute__((format(printf, 2, 3)))
+tap_ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	return cond;
+}
+
+/* One HMM_DMIRROR_* command on @npages pages at @addr; 0 or -errno. */
+static inline int dcmd(int fd, unsigned long req, void *addr, void *ptr,
+		       size_t npages, struct hmm_dmirror_cmd *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->addr = (uintptr_t)addr;
+	c->ptr = (uintptr_t)ptr;
+	c->npages = npages;
+	return ioctl(fd, req, c) ? -errno : 0;
+}
+
+/* The device's counters (HMM_DMIRROR_STATS); 0 or -errno. */
+static inline int dev_stats(int fd, struct hmm_dmirror_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return ioctl(fd, HMM_DMIRROR_STATS, st) ? -errno : 0;
+}
+
+/*
+ * Read the counters into @after until pages_in_use is back to its value
+ * in @before or about @tenths tenths of a second have passed: pages
+ * freed by exiting processes reach the driver a little later.
+ * Returns whether it is back.
+ */
+static inline int dev_settled(int fd, const struct hmm_dmirror_stats *before,
+			      struct hmm_dmirror_stats *after, int tenths)
+{
+	while (!dev_stats(fd, after)) {
+		if (after->pages_in_use == before->pages_in_use)
+			return 1;
+		if (tenths-- <= 0)
+			break;
+		usleep(100000);
+	}
+	return 0;
+}
+
+/*
+ * Into @cmd: the shell command that loads test_hmm again as it is loaded
+ * now, with the same coherent windows (read them before unloading it).
+ * Returns 0, or -1 when the module's parameters cannot be read.
+ */
+static inline int hmm_load_cmd(char *cmd, size_t len)
+{
+	unsigned long addr[2];
+	char path[64];
+	FILE *f;
+	int i, got;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path),
+			 "/sys/module/test_hmm/parameters/spm_addr_dev%d", i);
+		f = fopen(path, "r");
+		if (!f)
+			return -1;
+		got = fscanf(f, "%lu", &addr[i]);
+		fclose(f);
+		if (got != 1)
+			return -1;
+	}
+	snprintf(cmd, len, "modprobe test_hmm spm_addr_dev0=%#lx spm_addr_dev1=%#lx",
+		 addr[0], addr[1]);
+	return 0;
+}
+
+#endif /* HMM_UTIL_H */
