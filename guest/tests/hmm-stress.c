@@ -43,9 +43,10 @@
  *   remap      munmap() + mmap() of a new buffer.
  *   fork       fork(); the child checks, writes and checks its copy
  *              (sometimes through its own device file) while the parent
- *              writes its own; both sides are checked. ENOMEM only while
- *              the other thread is inside EXCLUSIVE: 6.12's fork() fails
- *              when it cannot lock a device-exclusive page to restore it.
+ *              writes its own; both sides are checked. No error accepted
+ *              (6.12's fork() failed with ENOMEM when a device-exclusive
+ *              page was locked by somebody else, e.g. the other thread's
+ *              EXCLUSIVE or reclaim: the series makes it wait instead).
  *   mprotect   toggle read-only / read-write.
  *   mremap     grow or shrink, sometimes forced to move.
  *   dontneed   MADV_DONTNEED of a range: it must read as zeroes.
@@ -108,7 +109,7 @@ struct shared {
 	unsigned long done[NR_OPS];
 	unsigned long mismatch[NR_OPS];
 	unsigned long unexpected[NR_OPS];
-	unsigned long accepted[NR_OPS];		/* EBUSY, fork ENOMEM */
+	unsigned long accepted[NR_OPS];		/* EBUSY */
 	unsigned long ro_denied[NR_OPS];	/* EPERM, read-only buffer */
 	unsigned long moved_to_dev, moved_to_sys, evicted;
 	unsigned long pages_checked;
@@ -212,8 +213,6 @@ struct thr {
 };
 
 static int fds[NDEV];		/* this worker's device files */
-/* EXCLUSIVE commands of this process started and finished. */
-static unsigned long excl_started, excl_done;
 static int home;		/* the device this worker prefers */
 static volatile int proc_stop;
 
@@ -491,10 +490,8 @@ static void op_excl(struct thr *t)
 	int fd = pick_fd(t), ret;
 
 	pick_range(t, &first, &n);
-	ADD(excl_started, 1);
 	ret = dcmd(fd, HMM_DMIRROR_EXCLUSIVE, addr_of(t, first), t->scratch,
 		   n, &c);
-	ADD(excl_done, 1);
 	if (t->ro) {
 		if (ret == -EPERM)
 			ADD(sh->ro_denied[OP_EXCL], 1);
@@ -546,27 +543,14 @@ static void op_remap(struct thr *t)
 
 static void op_fork(struct thr *t)
 {
-	unsigned long s0, d0;
 	struct hmm_dmirror_cmd c;
 	size_t first, n;
 	int st, fd, ret;
 	pid_t pid;
 
-	s0 = __atomic_load_n(&excl_started, __ATOMIC_SEQ_CST);
-	d0 = __atomic_load_n(&excl_done, __ATOMIC_SEQ_CST);
 	pid = fork();
 	if (pid < 0) {
-		/*
-		 * 6.12's fork() gives up with ENOMEM when it cannot lock the
-		 * page of a device-exclusive entry to restore it
-		 * (copy_nonpresent_pte() -EBUSY): accepted only while the
-		 * other thread was inside EXCLUSIVE, which holds such locks.
-		 */
-		if (errno == ENOMEM && (s0 != d0 ||
-		    __atomic_load_n(&excl_started, __ATOMIC_SEQ_CST) != s0))
-			ADD(sh->accepted[OP_FORK], 1);
-		else
-			unexpected(t, OP_FORK, "fork", -errno);
+		unexpected(t, OP_FORK, "fork", -errno);
 		return;
 	}
 	if (!pid) {
@@ -1001,7 +985,7 @@ int main(int argc, char **argv)
 	tap_ok(!sh->crashed && !hung, "processes: %lu workers spawned, none crashed or hung",
 	       sh->spawned);
 	for (i = 0; i < NR_OPS; i++) {
-		printf("# %-10s %8lu done, %lu EBUSY/ENOMEM, %lu EPERM (read-only), %lu mismatches, %lu unexpected errors\n",
+		printf("# %-10s %8lu done, %lu EBUSY, %lu EPERM (read-only), %lu mismatches, %lu unexpected errors\n",
 		       op_name[i], sh->done[i], sh->accepted[i],
 		       sh->ro_denied[i], sh->mismatch[i], sh->unexpected[i]);
 		total += sh->done[i];
