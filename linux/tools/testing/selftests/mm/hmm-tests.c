@@ -2936,42 +2936,173 @@ TEST_F_TIMEOUT(hmm, migrate_races_cpu_reads, 120)
 	tbuf_free(b);
 }
 
+/*
+ * A thread that migrates a range to the device and back, round after
+ * round, until stopped. The main thread may park it between two rounds
+ * (migrator_pause(), migrator_resume()) and wait for it to finish one
+ * (migrator_wait_round()), so that every state the main thread sets up is
+ * met by a whole round. The errors a race allows are accepted: EBUSY, and
+ * ENOENT from the device read that ends MIGRATE_TO_DEV; with @may_vanish
+ * (the range may be unmapped or PROT_NONE under it) also EINVAL from the
+ * checks before a migration and EFAULT from that read. Anything else stops
+ * it, in @bad_ret and @bad_req.
+ */
 struct migrator {
 	int fd;
 	char *addr;
 	unsigned long npages;
+	bool may_vanish;
 	char *io;
-	bool stop;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, pause, parked, done;
 	unsigned long rounds;
 	int bad_ret;
 	unsigned long bad_req;
 };
 
-/* Migrate the range to the device and back until told to stop. */
+static bool migrator_ret_ok(const struct migrator *m, unsigned long req,
+			    int ret)
+{
+	bool to_dev = req == HMM_DMIRROR_MIGRATE_TO_DEV;
+
+	if (!ret || ret == -EBUSY || (to_dev && ret == -ENOENT))
+		return true;
+	return m->may_vanish && (ret == -EINVAL || (to_dev && ret == -EFAULT));
+}
+
+/* One round; false (and the failure recorded) on an unexpected error. */
+static bool migrator_round(struct migrator *m)
+{
+	static const unsigned long reqs[] = {
+		HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+	};
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(reqs); i++) {
+		ret = dmirror(m->fd, reqs[i], m->addr, m->npages, m->io, &c);
+		if (!migrator_ret_ok(m, reqs[i], ret)) {
+			m->bad_ret = ret;
+			m->bad_req = reqs[i];
+			return false;
+		}
+	}
+	return true;
+}
+
 static void *migrator_fn(void *arg)
 {
 	struct migrator *m = arg;
-	struct hmm_dmirror_cmd c;
+	bool ok = true;
+
+	pthread_mutex_lock(&m->lock);
+	while (ok && !m->stop) {
+		if (m->pause) {
+			m->parked = true;
+			pthread_cond_broadcast(&m->cond);
+			pthread_cond_wait(&m->cond, &m->lock);
+			continue;
+		}
+		m->parked = false;
+		pthread_mutex_unlock(&m->lock);
+		ok = migrator_round(m);
+		pthread_mutex_lock(&m->lock);
+		m->rounds += ok;
+		pthread_cond_broadcast(&m->cond);
+	}
+	m->done = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Start migrating @npages pages at @addr through @fd; 0 or -errno. */
+static int migrator_start(struct migrator *m, int fd, char *addr,
+			  unsigned long npages, bool may_vanish)
+{
 	int ret;
 
-	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
-		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_DEV, m->addr,
-			      m->npages, m->io, &c);
-		if (ret && ret != -ENOENT && ret != -EBUSY) {
-			m->bad_ret = ret;
-			m->bad_req = HMM_DMIRROR_MIGRATE_TO_DEV;
-			break;
-		}
-		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_SYS, m->addr,
-			      m->npages, m->io, &c);
-		if (ret && ret != -EBUSY) {
-			m->bad_ret = ret;
-			m->bad_req = HMM_DMIRROR_MIGRATE_TO_SYS;
-			break;
-		}
-		m->rounds++;
-	}
-	return NULL;
+	memset(m, 0, sizeof(*m));
+	m->fd = fd;
+	m->addr = addr;
+	m->npages = npages;
+	m->may_vanish = may_vanish;
+	m->io = malloc(npages * sysconf(_SC_PAGESIZE));
+	if (!m->io)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	ret = pthread_create(&m->th, NULL, migrator_fn, m);
+	if (ret)
+		free(m->io);
+	return -ret;
+}
+
+/* Has the migrator stopped on an unexpected error? */
+static bool migrator_failed(struct migrator *m)
+{
+	bool done;
+
+	pthread_mutex_lock(&m->lock);
+	done = m->done;
+	pthread_mutex_unlock(&m->lock);
+	return done;
+}
+
+/* Wait until the migrator has done one more whole round (or failed). */
+static void migrator_wait_round(struct migrator *m)
+{
+	unsigned long r;
+
+	pthread_mutex_lock(&m->lock);
+	r = m->rounds;
+	while (m->rounds == r && !m->done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Stop and join the migrator; returns the rounds it completed. */
+static unsigned long migrator_stop(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	m->pause = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->th, NULL);
+	free(m->io);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	return m->rounds;
+}
+
+/*
+ * End a race: once the migrator has completed one more round it is
+ * stopped; it must have met no error the race does not allow, and the
+ * device must read @seed's data from the @npages pages at @addr.
+ */
+static void race_end(struct __test_metadata *_metadata, struct migrator *m,
+		     int fd, char *addr, unsigned long npages, size_t ps,
+		     uint32_t seed)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned long rounds;
+	char *io;
+
+	migrator_wait_round(m);
+	rounds = migrator_stop(m);
+	ASSERT_EQ(0, m->bad_ret)
+		TH_LOG("request 0x%lx failed with %d", m->bad_req, m->bad_ret);
+	ASSERT_LT(0, rounds);
+	io = malloc(npages * ps);
+	ASSERT_NE(NULL, io);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_READ, addr, npages, io, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(io, npages * ps, seed));
+	free(io);
 }
 
 /*
@@ -2984,21 +3115,17 @@ static void *migrator_fn(void *arg)
  */
 TEST_F_TIMEOUT(hmm, migrate_races_mm_changes, 180)
 {
-	struct migrator m = { .fd = self->fd, .npages = 64 };
 	size_t ps = self->ps, half;
 	struct tbuf *b = tbuf_anon(ps, 64, RW);
-	pthread_t th;
+	struct migrator m;
 	pid_t pid;
 	int i;
 
 	ASSERT_NE(NULL, b);
 	half = b->size / 2;
-	m.addr = b->cpu;
-	m.io = malloc(b->size);
-	ASSERT_NE(NULL, m.io);
 	pattern_fill(b->cpu, b->size, 170);
-	ASSERT_EQ(0, pthread_create(&th, NULL, migrator_fn, &m));
-	for (i = 0; i < 90 && !m.bad_ret; i++) {
+	ASSERT_EQ(0, migrator_start(&m, self->fd, b->cpu, 64, false));
+	for (i = 0; i < 90 && !migrator_failed(&m); i++) {
 		switch (i % 3) {
 		case 0:
 			pid = fork();
@@ -3028,17 +3155,107 @@ TEST_F_TIMEOUT(hmm, migrate_races_mm_changes, 180)
 		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 170))
 			TH_LOG("step %d", i);
 	}
-	__atomic_store_n(&m.stop, true, __ATOMIC_RELEASE);
-	ASSERT_EQ(0, pthread_join(th, NULL));
-	ASSERT_EQ(0, m.bad_ret)
-		TH_LOG("request 0x%lx failed with %d", m.bad_req, m.bad_ret);
-	ASSERT_LT(0, m.rounds);
+	race_end(_metadata, &m, self->fd, b->cpu, 64, ps, 170);
+	tbuf_free(b);
+}
 
-	/* the device sees the same data */
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, NULL));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 170));
-	free(m.io);
+/* Map @size bytes of PROT_NONE at @addr, replacing what is there. */
+static bool reserve_at(void *addr, size_t size)
+{
+	return mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		    MAP_FIXED | MAP_NORESERVE, -1, 0) == addr;
+}
+
+#define MREMAP_RACE_BASE	64	/* pages the migrator works on */
+#define MREMAP_RACE_GROW	32	/* pages added and removed again */
+
+/*
+ * A thread migrates the first 64 pages of a buffer to the device and back
+ * while the main thread cycles the buffer through four mremap() states:
+ * grown in place by 32 pages (whose new tail reads as zeroes, is filled,
+ * and is migrated to the device by the main thread), moved whole to
+ * another address (MREMAP_MAYMOVE | MREMAP_FIXED, the old place left
+ * PROT_NONE), moved back, and shrunk to 64 pages again (the tail's device
+ * pages are freed with it). Spare room is kept PROT_NONE so that nothing
+ * else is mapped there; growing in place needs the room empty, which it
+ * is for the one call in between (no other thread maps anything).
+ *
+ * While the buffer is away the migrator's range is PROT_NONE, or briefly
+ * unmapped: the driver refuses a migration there before it starts
+ * (EINVAL, dmirror_check_migratable()), and the device read that ends
+ * MIGRATE_TO_DEV faults (EFAULT) if the range went away after the
+ * migration itself. Every state is met by at least one whole round of the
+ * migrator. After every step the CPU reads the buffer intact where it is,
+ * and at the end so does the device.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_mremap, 180)
+{
+	const unsigned long n = MREMAP_RACE_BASE, k = MREMAP_RACE_GROW;
+	size_t ps = self->ps, small = n * ps, big = (n + k) * ps;
+	struct tbuf *b = tbuf_anon(ps, n + k, RW);
+	struct tbuf *away = tbuf_anon(ps, n + k, PROT_NONE);
+	struct hmm_dmirror_cmd c;
+	struct migrator m;
+	char *a, *at, *q;
+	size_t size;
+	int i, ret;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, away);
+	a = b->cpu;
+	ASSERT_EQ(a, mremap(a, big, small, 0));
+	ASSERT_TRUE(reserve_at(a + small, big - small));
+	pattern_fill(a, small, 210);
+	at = a;
+	size = small;
+	ASSERT_EQ(0, migrator_start(&m, self->fd, a, n, true));
+	for (i = 0; i < 88 && !migrator_failed(&m); i++) {
+		switch (i % 4) {
+		case 0:	/* grow in place */
+			ASSERT_EQ(0, munmap(a + small, big - small));
+			ASSERT_EQ(a, mremap(a, small, big, 0));
+			ASSERT_EQ(-1, bytes_check(a + small, big - small, 0));
+			pattern_fill_from(a + small, big - small, 210, small);
+			ret = dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+				      a + small, k, b->dev, &c);
+			/* The read that ends it may lose to the migrator. */
+			ASSERT_TRUE(ret == 0 || ret == -EBUSY)
+				TH_LOG("MIGRATE_TO_DEV of the tail: %d", ret);
+			if (!ret)
+				ASSERT_EQ(k, c.cpages);
+			size = big;
+			break;
+		case 1:	/* move away */
+			q = mremap(a, big, big, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   away->cpu);
+			ASSERT_EQ(away->cpu, q);
+			ASSERT_TRUE(reserve_at(a, big));
+			/* Nothing races the device here. */
+			memset(b->dev, 0, big);
+			ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, q,
+					     n + k, b->dev, &c));
+			ASSERT_EQ(-1, pattern_check(b->dev, big, 210));
+			at = q;
+			break;
+		case 2:	/* move back */
+			q = mremap(away->cpu, big, big,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, a);
+			ASSERT_EQ(a, q);
+			ASSERT_TRUE(reserve_at(away->cpu, big));
+			at = a;
+			break;
+		case 3:	/* shrink */
+			ASSERT_EQ(a, mremap(a, big, small, 0));
+			ASSERT_TRUE(reserve_at(a + small, big - small));
+			size = small;
+			break;
+		}
+		migrator_wait_round(&m);
+		ASSERT_EQ(-1, pattern_check(at, size, 210))
+			TH_LOG("step %d", i);
+	}
+	race_end(_metadata, &m, self->fd, a, n, ps, 210);
+	tbuf_free(away);
 	tbuf_free(b);
 }
 
