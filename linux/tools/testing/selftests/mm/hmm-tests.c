@@ -561,6 +561,95 @@ static int child_wait(pid_t pid)
 }
 
 /* ------------------------------------------------------------------ */
+/* Swap and memory accounting                                          */
+/* ------------------------------------------------------------------ */
+
+#define PAGEMAP_PATH		"/proc/self/pagemap"
+#define PM_SWAP_BIT		62
+#define PM_SWAP_TYPE		0x1fULL
+
+/*
+ * How many of the @npages pages at @addr are in swap, and which (@in_swap,
+ * if given), or -errno. Pagemap sets bit 62 for every swap-format entry;
+ * a page in swap is one whose swap type (bits 0-4, shown to root) is 0,
+ * the guest's only swap device: migration and device-private entries have
+ * types beyond the last swap file.
+ */
+static long pagemap_swapped(void *addr, unsigned long npages, size_t ps,
+			    bool *in_swap)
+{
+	uint64_t *pm = malloc(npages * sizeof(*pm));
+	size_t bytes = npages * sizeof(*pm);
+	unsigned long i;
+	long n = 0;
+	int fd;
+
+	if (!pm)
+		return -ENOMEM;
+	fd = open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, pm, bytes, (uintptr_t)addr / ps * sizeof(*pm)) !=
+		      (ssize_t)bytes)
+		n = -EIO;
+	for (i = 0; n >= 0 && i < npages; i++) {
+		bool swapped = (pm[i] >> PM_SWAP_BIT & 1) &&
+			       !(pm[i] & PM_SWAP_TYPE);
+
+		if (in_swap)
+			in_swap[i] = swapped;
+		n += swapped;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(pm);
+	return n;
+}
+
+/*
+ * The number that follows @key at the start of a line of @path (the
+ * key's own ':' or blanks skipped), or the first number of the file if
+ * @key is NULL; -1 if there is none. The file is read with read() into a
+ * static buffer, so that reading a counter allocates nothing that would
+ * change it (the buffer itself is touched by the first call, which each
+ * test makes before it measures).
+ */
+static long file_value(const char *path, const char *key)
+{
+	static char buf[16384];
+	size_t klen = key ? strlen(key) : 0;
+	ssize_t n, len = 0;
+	char *line;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while (len < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = '\0';
+	for (line = buf; line && *line; line = strchr(line, '\n')) {
+		if (*line == '\n')
+			line++;
+		if (!key)
+			return strtol(line, NULL, 10);
+		if (!strncmp(line, key, klen) && line[klen] &&
+		    strchr(": \t", line[klen]))
+			return strtol(line + klen + 1, NULL, 10);
+	}
+	return -1;
+}
+
+/*
+ * Wait until no page is under writeback (/proc/meminfo), so that the swap
+ * writes MADV_PAGEOUT started are done. The guest writes nothing else.
+ */
+static void writeback_wait(void)
+{
+	while (file_value("/proc/meminfo", "Writeback") > 0)
+		usleep(10 * 1000);
+}
+
+/* ------------------------------------------------------------------ */
 /* Fixture                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -3052,6 +3141,25 @@ static bool migrator_failed(struct migrator *m)
 	return done;
 }
 
+/* Park the migrator between two rounds (or let it be, if it failed). */
+static void migrator_pause(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = true;
+	while (!m->parked && !m->done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void migrator_resume(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = false;
+	m->parked = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* Wait until the migrator has done one more whole round (or failed). */
 static void migrator_wait_round(struct migrator *m)
 {
@@ -3256,6 +3364,136 @@ TEST_F_TIMEOUT(hmm, migrate_races_mremap, 180)
 	}
 	race_end(_metadata, &m, self->fd, a, n, ps, 210);
 	tbuf_free(away);
+	tbuf_free(b);
+}
+
+/*
+ * Reclaim racing migration: MADV_PAGEOUT pushes the buffer out to swap
+ * while a thread migrates it to the device and back. Each of 30 rounds
+ * first parks the migrator, brings every page home (MIGRATE_TO_SYS),
+ * writes new data and pages it all out: pages must really reach swap
+ * (pagemap), so the migrator then starts on swapped-out pages. At least
+ * one does: the pages come home to this CPU's LRU batch, which
+ * MADV_PAGEOUT drains, and a batch of another CPU (if the thread moved)
+ * holds 31 pages at most. Then, with the migrator running, the buffer is
+ * paged out again, the migrator finishes a round, and again; the CPU
+ * reads the latest data after every round and the device at the end.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_reclaim, 180)
+{
+	const unsigned long n = 128;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	struct hmm_dmirror_cmd c;
+	struct migrator m;
+	uint32_t seed = 220;
+	long swapped;
+	int i;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, seed);
+	ASSERT_EQ(0, migrator_start(&m, self->fd, b->cpu, n, false));
+	for (i = 0; i < 30 && !migrator_failed(&m); i++) {
+		migrator_pause(&m);
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		pattern_fill(b->cpu, b->size, ++seed);
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		swapped = pagemap_swapped(b->cpu, n, self->ps, NULL);
+		ASSERT_LT(0, swapped)
+			TH_LOG("round %d: MADV_PAGEOUT left all in memory", i);
+		migrator_resume(&m);
+
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		migrator_wait_round(&m);
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed))
+			TH_LOG("round %d", i);
+	}
+	race_end(_metadata, &m, self->fd, b->cpu, n, self->ps, seed);
+	tbuf_free(b);
+}
+
+/*
+ * Pages in swap do not move to the device: the collect walk leaves swap
+ * entries alone (mm/migrate_device.c, mvma_collect_one()), so after
+ * MADV_PAGEOUT a migration moves exactly the pages that stayed in memory,
+ * and pagemap says which those are. The device read that ends
+ * MIGRATE_TO_DEV faults the rest back in, through the swap cache, where a
+ * read fault leaves them; migrating again moves exactly those, which
+ * must first be taken out of the swap cache, as 6.12 does (device memory
+ * has no swap cache), once their swap writes have finished. The data
+ * comes back intact through the device and the CPU.
+ */
+TEST_F(hmm, migrate_swapped_out_pages)
+{
+	const unsigned long n = 128;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	unsigned char *want = malloc(n);
+	bool *in_swap = calloc(n, sizeof(*in_swap));
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned long i;
+	long swapped, moved;
+	int tries;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, in_swap);
+	pattern_fill(b->cpu, b->size, 230);
+	ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+	swapped = pagemap_swapped(b->cpu, n, self->ps, in_swap);
+	ASSERT_LT(0, swapped)
+		TH_LOG("MADV_PAGEOUT put nothing in swap (is swap on?)");
+	/* A folio under writeback cannot leave the swap cache. */
+	writeback_wait();
+
+	/* A snapshot does not fault: a page in swap is not present. */
+	for (i = 0; i < n; i++)
+		want[i] = in_swap[i] ? SNAP_NONE : SNAP_W;
+	snap_cmp(_metadata, self->fd, b->cpu, n, want, false);
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n - swapped, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(n - swapped, (s1.to_device - s0.to_device));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
+	for (i = 0; i < n; i++) {
+		int m = b->snap[i];
+
+		ASSERT_TRUE(in_swap[i] ? snap_is_system(m) :
+			    m == snap_local(variant, true))
+			TH_LOG("page %lu (%s swap): 0x%02x", i,
+			       in_swap[i] ? "was in" : "not in", m);
+	}
+	ASSERT_EQ(0, pagemap_swapped(b->cpu, n, self->ps, NULL));
+
+	/*
+	 * A page briefly held in a per-CPU LRU batch is left for the next
+	 * call (migrate_device_unmap() drains the batches once a call), so
+	 * a few calls may be needed; without the swap cache handled, none
+	 * moves anything.
+	 */
+	for (moved = 0, tries = 0; moved < swapped && tries < 8; tries++) {
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				    &c));
+		moved += c.cpages;
+	}
+	ASSERT_EQ(swapped, moved);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	snap_all(_metadata, self->fd, b->cpu, n, snap_local(variant, true));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 230));
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	free(want);
+	free(in_swap);
 	tbuf_free(b);
 }
 
