@@ -286,6 +286,15 @@ static void tbuf_free(struct tbuf *b)
 	free(b);
 }
 
+/*
+ * Fault in the data buffer for good: tbuf_map()'s malloc() and memset()
+ * to zero may have been folded into a calloc() that touches nothing.
+ */
+static void tb_touch_dev(struct tbuf *b)
+{
+	memset(b->dev, 0xff, b->size);
+}
+
 static char *tb_page(const struct tbuf *b, size_t psize, unsigned long i)
 {
 	return b->cpu + i * psize;
@@ -465,16 +474,17 @@ static unsigned char order_bit(size_t size)
 	return 0;
 }
 
-/* AnonHugePages (kB) of the mapping that starts at @addr. */
-static unsigned long smaps_thp_kb(void *addr)
+/* Field @key ("Rss", "AnonHugePages") in kB of the mapping at @addr. */
+static unsigned long smaps_kb(void *addr, const char *key)
 {
-	char line[256];
+	char line[256], fmt[64];
 	unsigned long start, end, kb = 0;
 	bool in = false;
 	FILE *f = fopen("/proc/self/smaps", "r");
 
 	if (!f)
 		return 0;
+	snprintf(fmt, sizeof(fmt), "%s: %%lu kB", key);
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
 			if (in)
@@ -482,12 +492,14 @@ static unsigned long smaps_thp_kb(void *addr)
 			in = start == (unsigned long)addr;
 			continue;
 		}
-		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+		if (in && sscanf(line, fmt, &kb) == 1)
 			break;
 	}
 	fclose(f);
 	return kb;
 }
+
+#define smaps_thp_kb(addr)	smaps_kb(addr, "AnonHugePages")
 
 /*
  * One PMD-sized, PMD-aligned private anonymous mapping backed by a single
@@ -567,6 +579,7 @@ static int child_wait(pid_t pid)
 #define PAGEMAP_PATH		"/proc/self/pagemap"
 #define PM_SWAP_BIT		62
 #define PM_SWAP_TYPE		0x1fULL
+#define CGROUP_ROOT		"/sys/fs/cgroup"
 
 /*
  * How many of the @npages pages at @addr are in swap, and which (@in_swap,
@@ -639,6 +652,14 @@ static long file_value(const char *path, const char *key)
 	return -1;
 }
 
+/* RssAnon of this process, in pages. */
+static long rss_anon(size_t ps)
+{
+	long kb = file_value("/proc/self/status", "RssAnon");
+
+	return kb < 0 ? -1 : kb * 1024 / (long)ps;
+}
+
 /*
  * Wait until no page is under writeback (/proc/meminfo), so that the swap
  * writes MADV_PAGEOUT started are done. The guest writes nothing else.
@@ -647,6 +668,19 @@ static void writeback_wait(void)
 {
 	while (file_value("/proc/meminfo", "Writeback") > 0)
 		usleep(10 * 1000);
+}
+
+/*
+ * In a child: exit 1 with a message unless @got is @want give or take
+ * @slack.
+ */
+static void child_expect(const char *what, long got, long want, long slack)
+{
+	if (got >= want - slack && got <= want + slack)
+		return;
+	fprintf(stderr, "child: %s: %ld, expected %ld (+/- %ld)\n", what, got,
+		want, slack);
+	_exit(1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3542,6 +3576,217 @@ TEST_F(hmm, stats_per_device)
 	stats_get(_metadata, self->peer, true, &p1);
 	ASSERT_EQ(0, memcmp(&p0, &p1, sizeof(p0)));
 	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory accounting                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Where the memory counters of a process stand when its anonymous pages
+ * move to a device. Both kinds of device are accounted like system memory:
+ * a migrated page keeps its place in MM_ANONPAGES (neither the migration
+ * entry nor the device page that replaces it changes the counter, and
+ * unmapping a device-private entry decrements it like a present page), a
+ * page the device provides for an empty slot is added to it when it is
+ * mapped (mvma_insert_page()), and munmap() takes it all away again.
+ * RssAnon is exact here: 6.12.117 sums the per-CPU parts of the counter
+ * for /proc (get_mm_counter_sum()), and the test allocates nothing while
+ * it measures. smaps agrees for the mapping itself (a device-private
+ * entry counts as resident there).
+ */
+TEST_F_TIMEOUT(hmm, rss_follows_migration, 120)
+{
+	const unsigned long n = 1024;
+	const unsigned long kb = n * self->ps / 1024;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	struct tbuf *h = tbuf_anon(self->ps, n, RW);
+	struct hmm_dmirror_cmd c;
+	long r0;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, h);
+	/* In place before r0: buffers the driver writes, what calls allocate. */
+	tb_touch_dev(b);
+	tb_touch_dev(h);
+	ASSERT_LE(0, rss_anon(self->ps));
+	ASSERT_EQ(0, smaps_kb(b->cpu, "Rss"));
+	r0 = rss_anon(self->ps);
+
+	pattern_fill(b->cpu, b->size, 240);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 240));
+
+	/* Never touched: every page comes from the device. */
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, h, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(-1, bytes_check(h->dev, h->size, 0));
+	ASSERT_EQ(r0 + 2 * n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(h->cpu, "Rss"));
+
+	ASSERT_EQ(0, munmap(h->cpu, h->size));
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(0, munmap(b->cpu, b->size));
+	ASSERT_EQ(r0, rss_anon(self->ps));
+	tbuf_free(h);
+	tbuf_free(b);
+}
+
+#define MEMCG_PAGES		4096
+#define MEMCG_CHARGE_BATCH	64	/* mm/memcontrol.c, 6.12 */
+#define FOLIO_BATCH		31	/* include/linux/pagevec.h */
+
+struct memcg_sample {
+	long anon;	/* memory.stat "anon", in pages */
+	long current;	/* memory.current, in pages */
+};
+
+/*
+ * Read the counters of cgroup @cg. memory.stat is only exact once the
+ * kernel has folded the per-CPU updates in, which a read does only after
+ * more than MEMCG_CHARGE_BATCH updates per online CPU: so first fault in
+ * and drop @scratch (MEMCG_CHARGE_BATCH pages per CPU: a charge, a fault
+ * event and an NR_ANON_MAPPED update each way and more), which leaves
+ * "anon" as it was.
+ */
+static void memcg_sample(const char *cg, char *scratch, size_t scratch_size,
+			 size_t ps, struct memcg_sample *s)
+{
+	char path[128];
+	size_t off;
+
+	for (off = 0; off < scratch_size; off += ps)
+		scratch[off] = 1;
+	CHILD_CHECK(!madvise(scratch, scratch_size, MADV_DONTNEED));
+	snprintf(path, sizeof(path), "%s/memory.stat", cg);
+	s->anon = file_value(path, "anon") / (long)ps;
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	s->current = file_value(path, NULL) / (long)ps;
+	CHILD_CHECK(s->anon >= 0 && s->current >= 0);
+}
+
+/*
+ * The child of memcg_follows_migration, in cgroup @cg: what is charged
+ * there as its pages move to device @unit and back. "anon" is exact.
+ * memory.current also counts charges that stand for no page of ours:
+ * each CPU's charge stock (up to MEMCG_CHARGE_BATCH pages), freed pages
+ * still held by a CPU's LRU batch (FOLIO_BATCH), the page tables of the
+ * buffers and kernel objects; that is its slack, a few percent of the
+ * MEMCG_PAGES that move.
+ */
+static void memcg_child(const char *cg, int unit, size_t ps)
+{
+	const long n = MEMCG_PAGES;
+	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
+	long slack = ncpus * (MEMCG_CHARGE_BATCH + FOLIO_BATCH) + 32;
+	size_t scratch_size = ncpus * MEMCG_CHARGE_BATCH * ps;
+	struct memcg_sample s0, s1, s;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b, *h;
+	char path[128], pid[16];
+	char *scratch;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0 && write(fd, pid, strlen(pid)) > 0);
+	close(fd);
+
+	fd = dev_open(unit);
+	b = tbuf_anon(ps, n, RW);
+	h = tbuf_anon(ps, n, RW);
+	scratch = mmap(NULL, scratch_size, RW, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	CHILD_CHECK(fd >= 0 && b && h && scratch != MAP_FAILED);
+	tb_touch_dev(b);
+	tb_touch_dev(h);
+	memcg_sample(cg, scratch, scratch_size, ps, &s0);
+	memcg_sample(cg, scratch, scratch_size, ps, &s0);
+
+	pattern_fill(b->cpu, b->size, 250);
+	memcg_sample(cg, scratch, scratch_size, ps, &s1);
+	child_expect("anon after touching", s1.anon, s0.anon + n, 0);
+	child_expect("current after touching", s1.current, s0.current + n,
+		     slack);
+
+	/* The charge moves to the device page with the data. */
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon on the device", s.anon, s1.anon, 0);
+	child_expect("current on the device", s.current, s1.current, slack);
+
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	CHILD_CHECK(pattern_check(b->cpu, b->size, 250) < 0);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon back home", s.anon, s1.anon, 0);
+	child_expect("current back home", s.current, s1.current, slack);
+
+	/* Empty slots filled by the device are charged when mapped. */
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, h, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon with device holes", s.anon, s1.anon + n, 0);
+	child_expect("current with device holes", s.current, s1.current + n,
+		     slack);
+
+	CHILD_CHECK(!munmap(b->cpu, b->size) && !munmap(h->cpu, h->size));
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon after munmap", s.anon, s0.anon, 0);
+	child_expect("current after munmap", s.current, s0.current, slack);
+	_exit(0);
+}
+
+/*
+ * Memory cgroup charges follow pages into device memory and back: a
+ * child in a new cgroup touches MEMCG_PAGES pages, migrates them to the
+ * device and back, and has the device fill MEMCG_PAGES empty slots
+ * (memcg_child() says what is checked). The charge of a page moving either
+ * way is handed over to the new page (folio_migrate_flags() calls
+ * mem_cgroup_migrate()), a page filling an empty slot is charged to the
+ * mm's cgroup (mvma_insert_page()), and a freed device page is uncharged
+ * (free_zone_device_folio()). None of this looks at the kind of device
+ * memory, and NR_ANON_MAPPED ("anon") follows the rmap, which treats a
+ * device-private entry like a mapped page: so coherent and private pages
+ * are charged and counted alike, both staying in the cgroup while on the
+ * device (neither is on an LRU list, which only the active/inactive
+ * counters would show).
+ */
+TEST_F_TIMEOUT(hmm, memcg_follows_migration, 180)
+{
+	char cg[64], path[96];
+	int status, gone;
+	pid_t pid;
+
+	snprintf(cg, sizeof(cg), CGROUP_ROOT "/hmm-tests-%d", getpid());
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	ASSERT_EQ(0, mkdir(cg, 0755))
+		TH_LOG("mkdir %s: %s", cg, strerror(errno));
+	if (access(path, R_OK)) {
+		rmdir(cg);
+		ASSERT_EQ(0, access(path, R_OK))
+			TH_LOG("no memory controller in %s", cg);
+	}
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		memcg_child(cg, variant->unit, self->ps);
+	status = child_wait(pid);
+	gone = rmdir(cg) ? -errno : 0;
+	ASSERT_EQ(0, status);
+	ASSERT_EQ(0, gone);
 }
 
 /* ------------------------------------------------------------------ */
