@@ -794,11 +794,18 @@ static bool migrate_device_move(struct folio *newfolio, struct folio *folio,
 	struct address_space *mapping = folio_mapping(folio);
 
 	/*
-	 * Device memory only holds anonymous pages: a folio in the page or
-	 * swap cache cannot be replaced by a device folio there.
+	 * Device memory only holds anonymous pages outside any cache: a
+	 * folio of the page cache cannot be replaced by a device folio
+	 * there.  An anonymous folio in the swap cache (read back from swap,
+	 * its copy there still valid) leaves the swap cache first, as 6.12
+	 * does; that fails while it is under writeback, or while a swap
+	 * entry elsewhere still refers to the copy.
 	 */
-	if (folio_is_zone_device(newfolio) && mapping)
-		return false;
+	if (folio_is_zone_device(newfolio) && mapping) {
+		if (!folio_test_anon(folio) || !folio_free_swap(folio))
+			return false;
+		mapping = folio_mapping(folio);
+	}
 	if (folio_migrate_mapping(mapping, newfolio, folio, fault_page) !=
 	    MIGRATEPAGE_SUCCESS)
 		return false;

@@ -286,6 +286,15 @@ static void tbuf_free(struct tbuf *b)
 	free(b);
 }
 
+/*
+ * Fault in the data buffer for good: tbuf_map()'s malloc() and memset()
+ * to zero may have been folded into a calloc() that touches nothing.
+ */
+static void tb_touch_dev(struct tbuf *b)
+{
+	memset(b->dev, 0xff, b->size);
+}
+
 static char *tb_page(const struct tbuf *b, size_t psize, unsigned long i)
 {
 	return b->cpu + i * psize;
@@ -465,16 +474,17 @@ static unsigned char order_bit(size_t size)
 	return 0;
 }
 
-/* AnonHugePages (kB) of the mapping that starts at @addr. */
-static unsigned long smaps_thp_kb(void *addr)
+/* Field @key ("Rss", "AnonHugePages") in kB of the mapping at @addr. */
+static unsigned long smaps_kb(void *addr, const char *key)
 {
-	char line[256];
+	char line[256], fmt[64];
 	unsigned long start, end, kb = 0;
 	bool in = false;
 	FILE *f = fopen("/proc/self/smaps", "r");
 
 	if (!f)
 		return 0;
+	snprintf(fmt, sizeof(fmt), "%s: %%lu kB", key);
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
 			if (in)
@@ -482,12 +492,14 @@ static unsigned long smaps_thp_kb(void *addr)
 			in = start == (unsigned long)addr;
 			continue;
 		}
-		if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+		if (in && sscanf(line, fmt, &kb) == 1)
 			break;
 	}
 	fclose(f);
 	return kb;
 }
+
+#define smaps_thp_kb(addr)	smaps_kb(addr, "AnonHugePages")
 
 /*
  * One PMD-sized, PMD-aligned private anonymous mapping backed by a single
@@ -558,6 +570,117 @@ static int child_wait(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Swap and memory accounting                                          */
+/* ------------------------------------------------------------------ */
+
+#define PAGEMAP_PATH		"/proc/self/pagemap"
+#define PM_SWAP_BIT		62
+#define PM_SWAP_TYPE		0x1fULL
+#define CGROUP_ROOT		"/sys/fs/cgroup"
+
+/*
+ * How many of the @npages pages at @addr are in swap, and which (@in_swap,
+ * if given), or -errno. Pagemap sets bit 62 for every swap-format entry;
+ * a page in swap is one whose swap type (bits 0-4, shown to root) is 0,
+ * the guest's only swap device: migration and device-private entries have
+ * types beyond the last swap file.
+ */
+static long pagemap_swapped(void *addr, unsigned long npages, size_t ps,
+			    bool *in_swap)
+{
+	uint64_t *pm = malloc(npages * sizeof(*pm));
+	size_t bytes = npages * sizeof(*pm);
+	unsigned long i;
+	long n = 0;
+	int fd;
+
+	if (!pm)
+		return -ENOMEM;
+	fd = open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || pread(fd, pm, bytes, (uintptr_t)addr / ps * sizeof(*pm)) !=
+		      (ssize_t)bytes)
+		n = -EIO;
+	for (i = 0; n >= 0 && i < npages; i++) {
+		bool swapped = (pm[i] >> PM_SWAP_BIT & 1) &&
+			       !(pm[i] & PM_SWAP_TYPE);
+
+		if (in_swap)
+			in_swap[i] = swapped;
+		n += swapped;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(pm);
+	return n;
+}
+
+/*
+ * The number that follows @key at the start of a line of @path (the
+ * key's own ':' or blanks skipped), or the first number of the file if
+ * @key is NULL; -1 if there is none. The file is read with read() into a
+ * static buffer, so that reading a counter allocates nothing that would
+ * change it (the buffer itself is touched by the first call, which each
+ * test makes before it measures).
+ */
+static long file_value(const char *path, const char *key)
+{
+	static char buf[16384];
+	size_t klen = key ? strlen(key) : 0;
+	ssize_t n, len = 0;
+	char *line;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while (len < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = '\0';
+	for (line = buf; line && *line; line = strchr(line, '\n')) {
+		if (*line == '\n')
+			line++;
+		if (!key)
+			return strtol(line, NULL, 10);
+		if (!strncmp(line, key, klen) && line[klen] &&
+		    strchr(": \t", line[klen]))
+			return strtol(line + klen + 1, NULL, 10);
+	}
+	return -1;
+}
+
+/* RssAnon of this process, in pages. */
+static long rss_anon(size_t ps)
+{
+	long kb = file_value("/proc/self/status", "RssAnon");
+
+	return kb < 0 ? -1 : kb * 1024 / (long)ps;
+}
+
+/*
+ * Wait until no page is under writeback (/proc/meminfo), so that the swap
+ * writes MADV_PAGEOUT started are done. The guest writes nothing else.
+ */
+static void writeback_wait(void)
+{
+	while (file_value("/proc/meminfo", "Writeback") > 0)
+		usleep(10 * 1000);
+}
+
+/*
+ * In a child: exit 1 with a message unless @got is @want give or take
+ * @slack.
+ */
+static void child_expect(const char *what, long got, long want, long slack)
+{
+	if (got >= want - slack && got <= want + slack)
+		return;
+	fprintf(stderr, "child: %s: %ld, expected %ld (+/- %ld)\n", what, got,
+		want, slack);
+	_exit(1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2936,42 +3059,192 @@ TEST_F_TIMEOUT(hmm, migrate_races_cpu_reads, 120)
 	tbuf_free(b);
 }
 
+/*
+ * A thread that migrates a range to the device and back, round after
+ * round, until stopped. The main thread may park it between two rounds
+ * (migrator_pause(), migrator_resume()) and wait for it to finish one
+ * (migrator_wait_round()), so that every state the main thread sets up is
+ * met by a whole round. The errors a race allows are accepted: EBUSY, and
+ * ENOENT from the device read that ends MIGRATE_TO_DEV; with @may_vanish
+ * (the range may be unmapped or PROT_NONE under it) also EINVAL from the
+ * checks before a migration and EFAULT from that read. Anything else stops
+ * it, in @bad_ret and @bad_req.
+ */
 struct migrator {
 	int fd;
 	char *addr;
 	unsigned long npages;
+	bool may_vanish;
 	char *io;
-	bool stop;
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, pause, parked, done;
 	unsigned long rounds;
 	int bad_ret;
 	unsigned long bad_req;
 };
 
-/* Migrate the range to the device and back until told to stop. */
+static bool migrator_ret_ok(const struct migrator *m, unsigned long req,
+			    int ret)
+{
+	bool to_dev = req == HMM_DMIRROR_MIGRATE_TO_DEV;
+
+	if (!ret || ret == -EBUSY || (to_dev && ret == -ENOENT))
+		return true;
+	return m->may_vanish && (ret == -EINVAL || (to_dev && ret == -EFAULT));
+}
+
+/* One round; false (and the failure recorded) on an unexpected error. */
+static bool migrator_round(struct migrator *m)
+{
+	static const unsigned long reqs[] = {
+		HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+	};
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(reqs); i++) {
+		ret = dmirror(m->fd, reqs[i], m->addr, m->npages, m->io, &c);
+		if (!migrator_ret_ok(m, reqs[i], ret)) {
+			m->bad_ret = ret;
+			m->bad_req = reqs[i];
+			return false;
+		}
+	}
+	return true;
+}
+
 static void *migrator_fn(void *arg)
 {
 	struct migrator *m = arg;
-	struct hmm_dmirror_cmd c;
+	bool ok = true;
+
+	pthread_mutex_lock(&m->lock);
+	while (ok && !m->stop) {
+		if (m->pause) {
+			m->parked = true;
+			pthread_cond_broadcast(&m->cond);
+			pthread_cond_wait(&m->cond, &m->lock);
+			continue;
+		}
+		m->parked = false;
+		pthread_mutex_unlock(&m->lock);
+		ok = migrator_round(m);
+		pthread_mutex_lock(&m->lock);
+		m->rounds += ok;
+		pthread_cond_broadcast(&m->cond);
+	}
+	m->done = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Start migrating @npages pages at @addr through @fd; 0 or -errno. */
+static int migrator_start(struct migrator *m, int fd, char *addr,
+			  unsigned long npages, bool may_vanish)
+{
 	int ret;
 
-	while (!__atomic_load_n(&m->stop, __ATOMIC_ACQUIRE)) {
-		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_DEV, m->addr,
-			      m->npages, m->io, &c);
-		if (ret && ret != -ENOENT && ret != -EBUSY) {
-			m->bad_ret = ret;
-			m->bad_req = HMM_DMIRROR_MIGRATE_TO_DEV;
-			break;
-		}
-		ret = dmirror(m->fd, HMM_DMIRROR_MIGRATE_TO_SYS, m->addr,
-			      m->npages, m->io, &c);
-		if (ret && ret != -EBUSY) {
-			m->bad_ret = ret;
-			m->bad_req = HMM_DMIRROR_MIGRATE_TO_SYS;
-			break;
-		}
-		m->rounds++;
-	}
-	return NULL;
+	memset(m, 0, sizeof(*m));
+	m->fd = fd;
+	m->addr = addr;
+	m->npages = npages;
+	m->may_vanish = may_vanish;
+	m->io = malloc(npages * sysconf(_SC_PAGESIZE));
+	if (!m->io)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	ret = pthread_create(&m->th, NULL, migrator_fn, m);
+	if (ret)
+		free(m->io);
+	return -ret;
+}
+
+/* Has the migrator stopped on an unexpected error? */
+static bool migrator_failed(struct migrator *m)
+{
+	bool done;
+
+	pthread_mutex_lock(&m->lock);
+	done = m->done;
+	pthread_mutex_unlock(&m->lock);
+	return done;
+}
+
+/* Park the migrator between two rounds (or let it be, if it failed). */
+static void migrator_pause(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = true;
+	while (!m->parked && !m->done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void migrator_resume(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->pause = false;
+	m->parked = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Wait until the migrator has done one more whole round (or failed). */
+static void migrator_wait_round(struct migrator *m)
+{
+	unsigned long r;
+
+	pthread_mutex_lock(&m->lock);
+	r = m->rounds;
+	while (m->rounds == r && !m->done)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Stop and join the migrator; returns the rounds it completed. */
+static unsigned long migrator_stop(struct migrator *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	m->pause = false;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->th, NULL);
+	free(m->io);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	return m->rounds;
+}
+
+/*
+ * End a race: once the migrator has completed one more round it is
+ * stopped; it must have met no error the race does not allow, and the
+ * device must read @seed's data from the @npages pages at @addr.
+ */
+static void race_end(struct __test_metadata *_metadata, struct migrator *m,
+		     int fd, char *addr, unsigned long npages, size_t ps,
+		     uint32_t seed)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned long rounds;
+	char *io;
+
+	migrator_wait_round(m);
+	rounds = migrator_stop(m);
+	ASSERT_EQ(0, m->bad_ret)
+		TH_LOG("request 0x%lx failed with %d", m->bad_req, m->bad_ret);
+	ASSERT_LT(0, rounds);
+	io = malloc(npages * ps);
+	ASSERT_NE(NULL, io);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_READ, addr, npages, io, &c));
+	ASSERT_EQ(npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(io, npages * ps, seed));
+	free(io);
 }
 
 /*
@@ -2984,21 +3257,17 @@ static void *migrator_fn(void *arg)
  */
 TEST_F_TIMEOUT(hmm, migrate_races_mm_changes, 180)
 {
-	struct migrator m = { .fd = self->fd, .npages = 64 };
 	size_t ps = self->ps, half;
 	struct tbuf *b = tbuf_anon(ps, 64, RW);
-	pthread_t th;
+	struct migrator m;
 	pid_t pid;
 	int i;
 
 	ASSERT_NE(NULL, b);
 	half = b->size / 2;
-	m.addr = b->cpu;
-	m.io = malloc(b->size);
-	ASSERT_NE(NULL, m.io);
 	pattern_fill(b->cpu, b->size, 170);
-	ASSERT_EQ(0, pthread_create(&th, NULL, migrator_fn, &m));
-	for (i = 0; i < 90 && !m.bad_ret; i++) {
+	ASSERT_EQ(0, migrator_start(&m, self->fd, b->cpu, 64, false));
+	for (i = 0; i < 90 && !migrator_failed(&m); i++) {
 		switch (i % 3) {
 		case 0:
 			pid = fork();
@@ -3028,17 +3297,237 @@ TEST_F_TIMEOUT(hmm, migrate_races_mm_changes, 180)
 		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 170))
 			TH_LOG("step %d", i);
 	}
-	__atomic_store_n(&m.stop, true, __ATOMIC_RELEASE);
-	ASSERT_EQ(0, pthread_join(th, NULL));
-	ASSERT_EQ(0, m.bad_ret)
-		TH_LOG("request 0x%lx failed with %d", m.bad_req, m.bad_ret);
-	ASSERT_LT(0, m.rounds);
+	race_end(_metadata, &m, self->fd, b->cpu, 64, ps, 170);
+	tbuf_free(b);
+}
 
-	/* the device sees the same data */
+/* Map @size bytes of PROT_NONE at @addr, replacing what is there. */
+static bool reserve_at(void *addr, size_t size)
+{
+	return mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		    MAP_FIXED | MAP_NORESERVE, -1, 0) == addr;
+}
+
+#define MREMAP_RACE_BASE	64	/* pages the migrator works on */
+#define MREMAP_RACE_GROW	32	/* pages added and removed again */
+
+/*
+ * A thread migrates the first 64 pages of a buffer to the device and back
+ * while the main thread cycles the buffer through four mremap() states:
+ * grown in place by 32 pages (whose new tail reads as zeroes, is filled,
+ * and is migrated to the device by the main thread), moved whole to
+ * another address (MREMAP_MAYMOVE | MREMAP_FIXED, the old place left
+ * PROT_NONE), moved back, and shrunk to 64 pages again (the tail's device
+ * pages are freed with it). Spare room is kept PROT_NONE so that nothing
+ * else is mapped there; growing in place needs the room empty, which it
+ * is for the one call in between (no other thread maps anything).
+ *
+ * While the buffer is away the migrator's range is PROT_NONE, or briefly
+ * unmapped: the driver refuses a migration there before it starts
+ * (EINVAL, dmirror_check_migratable()), and the device read that ends
+ * MIGRATE_TO_DEV faults (EFAULT) if the range went away after the
+ * migration itself. Every state is met by at least one whole round of the
+ * migrator. After every step the CPU reads the buffer intact where it is,
+ * and at the end so does the device.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_mremap, 180)
+{
+	const unsigned long n = MREMAP_RACE_BASE, k = MREMAP_RACE_GROW;
+	size_t ps = self->ps, small = n * ps, big = (n + k) * ps;
+	struct tbuf *b = tbuf_anon(ps, n + k, RW);
+	struct tbuf *away = tbuf_anon(ps, n + k, PROT_NONE);
+	struct hmm_dmirror_cmd c;
+	struct migrator m;
+	char *a, *at, *q;
+	size_t size;
+	int i, ret;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, away);
+	a = b->cpu;
+	ASSERT_EQ(a, mremap(a, big, small, 0));
+	ASSERT_TRUE(reserve_at(a + small, big - small));
+	pattern_fill(a, small, 210);
+	at = a;
+	size = small;
+	ASSERT_EQ(0, migrator_start(&m, self->fd, a, n, true));
+	for (i = 0; i < 88 && !migrator_failed(&m); i++) {
+		switch (i % 4) {
+		case 0:	/* grow in place */
+			ASSERT_EQ(0, munmap(a + small, big - small));
+			ASSERT_EQ(a, mremap(a, small, big, 0));
+			ASSERT_EQ(-1, bytes_check(a + small, big - small, 0));
+			pattern_fill_from(a + small, big - small, 210, small);
+			ret = dmirror(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+				      a + small, k, b->dev, &c);
+			/* The read that ends it may lose to the migrator. */
+			ASSERT_TRUE(ret == 0 || ret == -EBUSY)
+				TH_LOG("MIGRATE_TO_DEV of the tail: %d", ret);
+			if (!ret)
+				ASSERT_EQ(k, c.cpages);
+			size = big;
+			break;
+		case 1:	/* move away */
+			q = mremap(a, big, big, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   away->cpu);
+			ASSERT_EQ(away->cpu, q);
+			ASSERT_TRUE(reserve_at(a, big));
+			/* Nothing races the device here. */
+			memset(b->dev, 0, big);
+			ASSERT_EQ(0, dmirror(self->fd, HMM_DMIRROR_READ, q,
+					     n + k, b->dev, &c));
+			ASSERT_EQ(-1, pattern_check(b->dev, big, 210));
+			at = q;
+			break;
+		case 2:	/* move back */
+			q = mremap(away->cpu, big, big,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, a);
+			ASSERT_EQ(a, q);
+			ASSERT_TRUE(reserve_at(away->cpu, big));
+			at = a;
+			break;
+		case 3:	/* shrink */
+			ASSERT_EQ(a, mremap(a, big, small, 0));
+			ASSERT_TRUE(reserve_at(a + small, big - small));
+			size = small;
+			break;
+		}
+		migrator_wait_round(&m);
+		ASSERT_EQ(-1, pattern_check(at, size, 210))
+			TH_LOG("step %d", i);
+	}
+	race_end(_metadata, &m, self->fd, a, n, ps, 210);
+	tbuf_free(away);
+	tbuf_free(b);
+}
+
+/*
+ * Reclaim racing migration: MADV_PAGEOUT pushes the buffer out to swap
+ * while a thread migrates it to the device and back. Each of 30 rounds
+ * first parks the migrator, brings every page home (MIGRATE_TO_SYS),
+ * writes new data and pages it all out: pages must really reach swap
+ * (pagemap), so the migrator then starts on swapped-out pages. At least
+ * one does: the pages come home to this CPU's LRU batch, which
+ * MADV_PAGEOUT drains, and a batch of another CPU (if the thread moved)
+ * holds 31 pages at most. Then, with the migrator running, the buffer is
+ * paged out again, the migrator finishes a round, and again; the CPU
+ * reads the latest data after every round and the device at the end.
+ */
+TEST_F_TIMEOUT(hmm, migrate_races_reclaim, 180)
+{
+	const unsigned long n = 128;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	struct hmm_dmirror_cmd c;
+	struct migrator m;
+	uint32_t seed = 220;
+	long swapped;
+	int i;
+
+	ASSERT_NE(NULL, b);
+	pattern_fill(b->cpu, b->size, seed);
+	ASSERT_EQ(0, migrator_start(&m, self->fd, b->cpu, n, false));
+	for (i = 0; i < 30 && !migrator_failed(&m); i++) {
+		migrator_pause(&m);
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		pattern_fill(b->cpu, b->size, ++seed);
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		swapped = pagemap_swapped(b->cpu, n, self->ps, NULL);
+		ASSERT_LT(0, swapped)
+			TH_LOG("round %d: MADV_PAGEOUT left all in memory", i);
+		migrator_resume(&m);
+
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		migrator_wait_round(&m);
+		ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed))
+			TH_LOG("round %d", i);
+	}
+	race_end(_metadata, &m, self->fd, b->cpu, n, self->ps, seed);
+	tbuf_free(b);
+}
+
+/*
+ * Pages in swap do not move to the device: the collect walk leaves swap
+ * entries alone (mm/migrate_device.c, mvma_collect_one()), so after
+ * MADV_PAGEOUT a migration moves exactly the pages that stayed in memory,
+ * and pagemap says which those are. The device read that ends
+ * MIGRATE_TO_DEV faults the rest back in, through the swap cache, where a
+ * read fault leaves them; migrating again moves exactly those, which
+ * must first be taken out of the swap cache, as 6.12 does (device memory
+ * has no swap cache), once their swap writes have finished. The data
+ * comes back intact through the device and the CPU.
+ */
+TEST_F(hmm, migrate_swapped_out_pages)
+{
+	const unsigned long n = 128;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	unsigned char *want = malloc(n);
+	bool *in_swap = calloc(n, sizeof(*in_swap));
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned long i;
+	long swapped, moved;
+	int tries;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, in_swap);
+	pattern_fill(b->cpu, b->size, 230);
+	ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+	swapped = pagemap_swapped(b->cpu, n, self->ps, in_swap);
+	ASSERT_LT(0, swapped)
+		TH_LOG("MADV_PAGEOUT put nothing in swap (is swap on?)");
+	/* A folio under writeback cannot leave the swap cache. */
+	writeback_wait();
+
+	/* A snapshot does not fault: a page in swap is not present. */
+	for (i = 0; i < n; i++)
+		want[i] = in_swap[i] ? SNAP_NONE : SNAP_W;
+	snap_cmp(_metadata, self->fd, b->cpu, n, want, false);
+
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n - swapped, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(n - swapped, (s1.to_device - s0.to_device));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
+	for (i = 0; i < n; i++) {
+		int m = b->snap[i];
+
+		ASSERT_TRUE(in_swap[i] ? snap_is_system(m) :
+			    m == snap_local(variant, true))
+			TH_LOG("page %lu (%s swap): 0x%02x", i,
+			       in_swap[i] ? "was in" : "not in", m);
+	}
+	ASSERT_EQ(0, pagemap_swapped(b->cpu, n, self->ps, NULL));
+
+	/*
+	 * A page briefly held in a per-CPU LRU batch is left for the next
+	 * call (migrate_device_unmap() drains the batches once a call), so
+	 * a few calls may be needed; without the swap cache handled, none
+	 * moves anything.
+	 */
+	for (moved = 0, tries = 0; moved < swapped && tries < 8; tries++) {
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				    &c));
+		moved += c.cpages;
+	}
+	ASSERT_EQ(swapped, moved);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	snap_all(_metadata, self->fd, b->cpu, n, snap_local(variant, true));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 230));
 	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, NULL));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 170));
-	free(m.io);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	free(want);
+	free(in_swap);
 	tbuf_free(b);
 }
 
@@ -3087,6 +3576,217 @@ TEST_F(hmm, stats_per_device)
 	stats_get(_metadata, self->peer, true, &p1);
 	ASSERT_EQ(0, memcmp(&p0, &p1, sizeof(p0)));
 	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory accounting                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Where the memory counters of a process stand when its anonymous pages
+ * move to a device. Both kinds of device are accounted like system memory:
+ * a migrated page keeps its place in MM_ANONPAGES (neither the migration
+ * entry nor the device page that replaces it changes the counter, and
+ * unmapping a device-private entry decrements it like a present page), a
+ * page the device provides for an empty slot is added to it when it is
+ * mapped (mvma_insert_page()), and munmap() takes it all away again.
+ * RssAnon is exact here: 6.12.117 sums the per-CPU parts of the counter
+ * for /proc (get_mm_counter_sum()), and the test allocates nothing while
+ * it measures. smaps agrees for the mapping itself (a device-private
+ * entry counts as resident there).
+ */
+TEST_F_TIMEOUT(hmm, rss_follows_migration, 120)
+{
+	const unsigned long n = 1024;
+	const unsigned long kb = n * self->ps / 1024;
+	struct tbuf *b = tbuf_anon(self->ps, n, RW);
+	struct tbuf *h = tbuf_anon(self->ps, n, RW);
+	struct hmm_dmirror_cmd c;
+	long r0;
+
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, h);
+	/* In place before r0: buffers the driver writes, what calls allocate. */
+	tb_touch_dev(b);
+	tb_touch_dev(h);
+	ASSERT_LE(0, rss_anon(self->ps));
+	ASSERT_EQ(0, smaps_kb(b->cpu, "Rss"));
+	r0 = rss_anon(self->ps);
+
+	pattern_fill(b->cpu, b->size, 240);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 240));
+
+	/* Never touched: every page comes from the device. */
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, h, &c));
+	ASSERT_EQ(n, c.cpages);
+	ASSERT_EQ(-1, bytes_check(h->dev, h->size, 0));
+	ASSERT_EQ(r0 + 2 * n, rss_anon(self->ps));
+	ASSERT_EQ(kb, smaps_kb(h->cpu, "Rss"));
+
+	ASSERT_EQ(0, munmap(h->cpu, h->size));
+	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(0, munmap(b->cpu, b->size));
+	ASSERT_EQ(r0, rss_anon(self->ps));
+	tbuf_free(h);
+	tbuf_free(b);
+}
+
+#define MEMCG_PAGES		4096
+#define MEMCG_CHARGE_BATCH	64	/* mm/memcontrol.c, 6.12 */
+#define FOLIO_BATCH		31	/* include/linux/pagevec.h */
+
+struct memcg_sample {
+	long anon;	/* memory.stat "anon", in pages */
+	long current;	/* memory.current, in pages */
+};
+
+/*
+ * Read the counters of cgroup @cg. memory.stat is only exact once the
+ * kernel has folded the per-CPU updates in, which a read does only after
+ * more than MEMCG_CHARGE_BATCH updates per online CPU: so first fault in
+ * and drop @scratch (MEMCG_CHARGE_BATCH pages per CPU: a charge, a fault
+ * event and an NR_ANON_MAPPED update each way and more), which leaves
+ * "anon" as it was.
+ */
+static void memcg_sample(const char *cg, char *scratch, size_t scratch_size,
+			 size_t ps, struct memcg_sample *s)
+{
+	char path[128];
+	size_t off;
+
+	for (off = 0; off < scratch_size; off += ps)
+		scratch[off] = 1;
+	CHILD_CHECK(!madvise(scratch, scratch_size, MADV_DONTNEED));
+	snprintf(path, sizeof(path), "%s/memory.stat", cg);
+	s->anon = file_value(path, "anon") / (long)ps;
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	s->current = file_value(path, NULL) / (long)ps;
+	CHILD_CHECK(s->anon >= 0 && s->current >= 0);
+}
+
+/*
+ * The child of memcg_follows_migration, in cgroup @cg: what is charged
+ * there as its pages move to device @unit and back. "anon" is exact.
+ * memory.current also counts charges that stand for no page of ours:
+ * each CPU's charge stock (up to MEMCG_CHARGE_BATCH pages), freed pages
+ * still held by a CPU's LRU batch (FOLIO_BATCH), the page tables of the
+ * buffers and kernel objects; that is its slack, a few percent of the
+ * MEMCG_PAGES that move.
+ */
+static void memcg_child(const char *cg, int unit, size_t ps)
+{
+	const long n = MEMCG_PAGES;
+	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
+	long slack = ncpus * (MEMCG_CHARGE_BATCH + FOLIO_BATCH) + 32;
+	size_t scratch_size = ncpus * MEMCG_CHARGE_BATCH * ps;
+	struct memcg_sample s0, s1, s;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b, *h;
+	char path[128], pid[16];
+	char *scratch;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0 && write(fd, pid, strlen(pid)) > 0);
+	close(fd);
+
+	fd = dev_open(unit);
+	b = tbuf_anon(ps, n, RW);
+	h = tbuf_anon(ps, n, RW);
+	scratch = mmap(NULL, scratch_size, RW, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	CHILD_CHECK(fd >= 0 && b && h && scratch != MAP_FAILED);
+	tb_touch_dev(b);
+	tb_touch_dev(h);
+	memcg_sample(cg, scratch, scratch_size, ps, &s0);
+	memcg_sample(cg, scratch, scratch_size, ps, &s0);
+
+	pattern_fill(b->cpu, b->size, 250);
+	memcg_sample(cg, scratch, scratch_size, ps, &s1);
+	child_expect("anon after touching", s1.anon, s0.anon + n, 0);
+	child_expect("current after touching", s1.current, s0.current + n,
+		     slack);
+
+	/* The charge moves to the device page with the data. */
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon on the device", s.anon, s1.anon, 0);
+	child_expect("current on the device", s.current, s1.current, slack);
+
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	CHILD_CHECK(pattern_check(b->cpu, b->size, 250) < 0);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon back home", s.anon, s1.anon, 0);
+	child_expect("current back home", s.current, s1.current, slack);
+
+	/* Empty slots filled by the device are charged when mapped. */
+	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, h, &c));
+	CHILD_CHECK(c.cpages == (unsigned long)n);
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon with device holes", s.anon, s1.anon + n, 0);
+	child_expect("current with device holes", s.current, s1.current + n,
+		     slack);
+
+	CHILD_CHECK(!munmap(b->cpu, b->size) && !munmap(h->cpu, h->size));
+	memcg_sample(cg, scratch, scratch_size, ps, &s);
+	child_expect("anon after munmap", s.anon, s0.anon, 0);
+	child_expect("current after munmap", s.current, s0.current, slack);
+	_exit(0);
+}
+
+/*
+ * Memory cgroup charges follow pages into device memory and back: a
+ * child in a new cgroup touches MEMCG_PAGES pages, migrates them to the
+ * device and back, and has the device fill MEMCG_PAGES empty slots
+ * (memcg_child() says what is checked). The charge of a page moving either
+ * way is handed over to the new page (folio_migrate_flags() calls
+ * mem_cgroup_migrate()), a page filling an empty slot is charged to the
+ * mm's cgroup (mvma_insert_page()), and a freed device page is uncharged
+ * (free_zone_device_folio()). None of this looks at the kind of device
+ * memory, and NR_ANON_MAPPED ("anon") follows the rmap, which treats a
+ * device-private entry like a mapped page: so coherent and private pages
+ * are charged and counted alike, both staying in the cgroup while on the
+ * device (neither is on an LRU list, which only the active/inactive
+ * counters would show).
+ */
+TEST_F_TIMEOUT(hmm, memcg_follows_migration, 180)
+{
+	char cg[64], path[96];
+	int status, gone;
+	pid_t pid;
+
+	snprintf(cg, sizeof(cg), CGROUP_ROOT "/hmm-tests-%d", getpid());
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	ASSERT_EQ(0, mkdir(cg, 0755))
+		TH_LOG("mkdir %s: %s", cg, strerror(errno));
+	if (access(path, R_OK)) {
+		rmdir(cg);
+		ASSERT_EQ(0, access(path, R_OK))
+			TH_LOG("no memory controller in %s", cg);
+	}
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		memcg_child(cg, variant->unit, self->ps);
+	status = child_wait(pid);
+	gone = rmdir(cg) ? -errno : 0;
+	ASSERT_EQ(0, status);
+	ASSERT_EQ(0, gone);
 }
 
 /* ------------------------------------------------------------------ */
