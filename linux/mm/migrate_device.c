@@ -531,6 +531,9 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 	unsigned long i, moving = 0;
 	bool drained = false;
 
+	/* Pages faulted in just now may still sit in this CPU's batches. */
+	lru_add_drain();
+
 	for (i = 0; i < npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 		struct folio *folio;
