@@ -446,12 +446,6 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 	return 0;
 }
 
-static const struct mm_walk_ops mvma_walk_ops = {
-	.pmd_entry	= mvma_collect_pmd,
-	.pte_hole	= mvma_collect_hole,
-	.walk_lock	= PGWALK_RDLOCK,
-};
-
 /*
  * Fill the src array for the whole range.  Secondary MMUs are told first
  * that the range is being migrated; a device whose pages are the ones moving
@@ -459,15 +453,20 @@ static const struct mm_walk_ops mvma_walk_ops = {
  */
 static void mvma_collect(struct migrate_vma *migrate)
 {
-	struct mmu_notifier_range range;
+	static const struct mm_walk_ops ops = {
+		.walk_lock	= PGWALK_RDLOCK,
+		.pte_hole	= mvma_collect_hole,
+		.pmd_entry	= mvma_collect_pmd,
+	};
+	struct mm_struct *mm = migrate->vma->vm_mm;
+	unsigned long start = migrate->start, end = migrate->end;
+	struct mmu_notifier_range notify;
 
-	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
-				      migrate->vma->vm_mm, migrate->start,
-				      migrate->end, migrate->pgmap_owner);
-	mmu_notifier_invalidate_range_start(&range);
-	walk_page_range(migrate->vma->vm_mm, migrate->start, migrate->end,
-			&mvma_walk_ops, migrate);
-	mmu_notifier_invalidate_range_end(&range);
+	mmu_notifier_range_init_owner(&notify, MMU_NOTIFY_MIGRATE, 0, mm,
+				      start, end, migrate->pgmap_owner);
+	mmu_notifier_invalidate_range_start(&notify);
+	walk_page_range(mm, start, end, &ops, migrate);
+	mmu_notifier_invalidate_range_end(&notify);
 }
 
 /*
@@ -531,18 +530,17 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 	unsigned long i, moving = 0;
 	bool drained = false;
 
-	/* Pages faulted in just now may still sit in this CPU's batches. */
-	lru_add_drain();
-
+	lru_add_drain();	/* this CPU's batches: pages faulted in just now */
 	for (i = 0; i < npages; i++) {
-		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 		struct folio *folio;
+		struct page *page;
 
-		if (!page) {
-			if (src_pfns[i] & MIGRATE_PFN_MIGRATE)
-				moving++;
+		if (!(src_pfns[i] & MIGRATE_PFN_VALID)) {
+			/* an empty slot: the driver may still fill it */
+			moving += !!(src_pfns[i] & MIGRATE_PFN_MIGRATE);
 			continue;
 		}
+		page = migrate_pfn_to_page(src_pfns[i]);
 		folio = page_folio(page);
 
 		if (!walked && folio_test_anon(folio) &&
@@ -972,6 +970,23 @@ static void migrate_device_end(const unsigned long *src_pfns,
 }
 
 /**
+ * migrate_vma_finalize() - end a migration started by migrate_vma_setup()
+ * @migrate: the structure given to migrate_vma_setup()
+ *
+ * Maps the new pages in place of the migration entries of the pages that
+ * moved, maps the old pages back for those that did not, unlocks everything
+ * and releases the pages: see migrate_device_finalize().  After it returns
+ * the src and dst arrays no longer refer to pages the caller may use.
+ *
+ * Context: the caller holds the mmap lock taken for migrate_vma_setup().
+ */
+void migrate_vma_finalize(struct migrate_vma *migrate)
+{
+	migrate_device_end(migrate->src, migrate->dst, migrate->npages);
+}
+EXPORT_SYMBOL(migrate_vma_finalize);
+
+/**
  * migrate_device_finalize() - end a migration by pfn
  * @src_pfns: the source entries, as left by migrate_device_pages()
  * @dst_pfns: the destination entries
@@ -990,23 +1005,6 @@ void migrate_device_finalize(unsigned long *src_pfns,
 	migrate_device_end(src_pfns, dst_pfns, npages);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
-
-/**
- * migrate_vma_finalize() - end a migration started by migrate_vma_setup()
- * @migrate: the structure given to migrate_vma_setup()
- *
- * Maps the new pages in place of the migration entries of the pages that
- * moved, maps the old pages back for those that did not, unlocks everything
- * and releases the pages: see migrate_device_finalize().  After it returns
- * the src and dst arrays no longer refer to pages the caller may use.
- *
- * Context: the caller holds the mmap lock taken for migrate_vma_setup().
- */
-void migrate_vma_finalize(struct migrate_vma *migrate)
-{
-	migrate_device_end(migrate->src, migrate->dst, migrate->npages);
-}
-EXPORT_SYMBOL(migrate_vma_finalize);
 
 /**
  * migrate_device_range() - select a range of device memory for eviction
