@@ -320,6 +320,25 @@ static int tb_cmd(int fd, unsigned long req, struct tbuf *b,
 	return tb_cmd_range(fd, req, b, b->size / b->npages, 0, b->npages, c);
 }
 
+/*
+ * The device reads all of @b into b->dev, cleared first: 0 when that holds
+ * pattern @seed throughout, else the command's -errno or 1 + the index of
+ * the first word that differs.
+ */
+static long dev_read_check(int fd, struct tbuf *b, struct hmm_dmirror_cmd *c,
+			   uint32_t seed)
+{
+	long bad;
+	int ret;
+
+	memset(b->dev, 0, b->size);
+	ret = tb_cmd(fd, HMM_DMIRROR_READ, b, c);
+	if (ret)
+		return ret;
+	bad = pattern_check(b->dev, b->size, seed);
+	return bad < 0 ? 0 : bad + 1;
+}
+
 /* A file (memfd or an unlinked file in /tmp) of @size bytes of @seed. */
 static int data_file(bool memfd, size_t size, uint32_t seed)
 {
@@ -557,6 +576,19 @@ fail:
 		_exit(1);						\
 	}								\
 } while (0)
+
+/*
+ * In a child: the buffer holds pattern @seed, takes pattern @next when
+ * written, and the child exits 0.
+ */
+static void __attribute__((noreturn))
+child_rewrite_exit(struct tbuf *b, uint32_t seed, uint32_t next)
+{
+	CHILD_CHECK(pattern_check(b->cpu, b->size, seed) < 0);
+	pattern_fill(b->cpu, b->size, next);
+	CHILD_CHECK(pattern_check(b->cpu, b->size, next) < 0);
+	_exit(0);
+}
 
 /* Exit status of @pid, or 128 + signal number. */
 static int child_wait(pid_t pid)
@@ -971,9 +1003,7 @@ TEST_F(hmm, write_populated)
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 5));
 
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 5));
+	ASSERT_EQ(0, dev_read_check(self->peer, b, &c, 5));
 	tbuf_free(b);
 }
 
@@ -1884,9 +1914,7 @@ TEST_F(hmm, fork_cow_writes)
 	ASSERT_EQ(0, child_wait(pid));
 
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 60));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 60));
+	ASSERT_EQ(0, dev_read_check(self->fd, b, &c, 60));
 	pattern_fill(b->dev, b->size, 63);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 63));
@@ -1919,9 +1947,7 @@ TEST_F(hmm, fork_shared_writes)
 	}
 	ASSERT_EQ(0, child_wait(pid));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 65));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 65));
+	ASSERT_EQ(0, dev_read_check(self->fd, b, &c, 65));
 	tbuf_free(b);
 }
 
@@ -1944,19 +1970,14 @@ TEST_F(hmm, fork_with_device_pages_in_parent)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 66) < 0);
-		pattern_fill(b->cpu, b->size, 67);
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 67) < 0);
-		_exit(0);
+		child_rewrite_exit(b, 66, 67);
 	}
 	ASSERT_EQ(0, child_wait(pid));
 
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 66));
 	pattern_fill(b->cpu, b->size, 68);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 68));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 68));
+	ASSERT_EQ(0, dev_read_check(self->peer, b, &c, 68));
 	tbuf_free(b);
 }
 
@@ -1989,10 +2010,7 @@ TEST_F(hmm, fork_with_device_pages_in_child)
 		CHILD_CHECK(pattern_check(b->dev, b->size, 69) < 0);
 		CHILD_CHECK(write(to_parent[1], "m", 1) == 1);
 		CHILD_CHECK(read(to_child[0], &tok, 1) == 1);
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 69) < 0);
-		pattern_fill(b->cpu, b->size, 70);
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 70) < 0);
-		_exit(0);
+		child_rewrite_exit(b, 69, 70);
 	}
 	ASSERT_EQ(1, read(to_parent[0], &tok, 1));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 69));
@@ -2438,9 +2456,7 @@ TEST_F(hmm, close_with_device_pages)
 	ASSERT_EQ(40, c.cpages);
 	ASSERT_EQ(0, close(fd));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 82));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 82));
+	ASSERT_EQ(0, dev_read_check(self->peer, b, &c, 82));
 	tbuf_free(b);
 }
 
@@ -2464,26 +2480,20 @@ TEST_F(hmm, two_devices_one_page)
 	pattern_fill(b->cpu, b->size, 90);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 90));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 90));
+	ASSERT_EQ(0, dev_read_check(self->peer, b, &c, 90));
 
 	pattern_fill(b->cpu, b->size, 91);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 91));
 	pattern_fill(b->dev, b->size, 92);
 	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_WRITE, b, &c));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 92));
+	ASSERT_EQ(0, dev_read_check(self->fd, b, &c, 92));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 92));
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(8, c.cpages);
 	stats_get(_metadata, self->fd, self->stats, &s0);
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 92));
+	ASSERT_EQ(0, dev_read_check(self->peer, b, &c, 92));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (variant->coherent) {
 		snap_all(_metadata, self->fd, b->cpu, 8,
@@ -2784,9 +2794,7 @@ TEST_F(hmm, exclusive_access)
 				 &c));
 	snap_all(_metadata, self->fd, b->cpu, 16, SNAP_NONE);
 
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 110));
+	ASSERT_EQ(0, dev_read_check(self->fd, b, &c, 110));
 	ASSERT_EQ(-EPERM, tb_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, b,
 				 &c));
 
@@ -2853,10 +2861,7 @@ TEST_F(hmm, exclusive_fork_cow)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 114) < 0);
-		pattern_fill(b->cpu, b->size, 115);
-		CHILD_CHECK(pattern_check(b->cpu, b->size, 115) < 0);
-		_exit(0);
+		child_rewrite_exit(b, 114, 115);
 	}
 	ASSERT_EQ(0, child_wait(pid));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 114));
@@ -3523,9 +3528,7 @@ TEST_F(hmm, migrate_swapped_out_pages)
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(n, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 230));
-	memset(b->dev, 0, b->size);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
-	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 230));
+	ASSERT_EQ(0, dev_read_check(self->fd, b, &c, 230));
 	free(want);
 	free(in_swap);
 	tbuf_free(b);
