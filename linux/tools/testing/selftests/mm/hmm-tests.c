@@ -581,8 +581,7 @@ fail:
  * In a child: the buffer holds pattern @seed, takes pattern @next when
  * written, and the child exits 0.
  */
-static void __attribute__((noreturn))
-child_rewrite_exit(struct tbuf *b, uint32_t seed, uint32_t next)
+static void child_rewrite_exit(struct tbuf *b, uint32_t seed, uint32_t next)
 {
 	CHILD_CHECK(pattern_check(b->cpu, b->size, seed) < 0);
 	pattern_fill(b->cpu, b->size, next);
@@ -1969,9 +1968,8 @@ TEST_F(hmm, fork_with_device_pages_in_parent)
 
 	pid = fork();
 	ASSERT_LE(0, pid);
-	if (!pid) {
+	if (!pid)
 		child_rewrite_exit(b, 66, 67);
-	}
 	ASSERT_EQ(0, child_wait(pid));
 
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 66));
@@ -2860,9 +2858,8 @@ TEST_F(hmm, exclusive_fork_cow)
 
 	pid = fork();
 	ASSERT_LE(0, pid);
-	if (!pid) {
+	if (!pid)
 		child_rewrite_exit(b, 114, 115);
-	}
 	ASSERT_EQ(0, child_wait(pid));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 114));
 	pattern_fill(b->cpu, b->size, 116);
