@@ -166,11 +166,6 @@ static void make_it_fail(int on)
 		abort();
 }
 
-static uint32_t pat(uint32_t seed, size_t i)
-{
-	return seed * 0x9e3779b1u ^ (uint32_t)i * 0x85ebca6bu;
-}
-
 static uint32_t *new_buf(uint32_t seed)
 {
 	uint32_t *p = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE,
@@ -181,7 +176,7 @@ static uint32_t *new_buf(uint32_t seed)
 		return NULL;
 	madvise(p, NP * ps, MADV_NOHUGEPAGE);
 	for (i = 0; i < NP * (size_t)ps / 4; i++)
-		p[i] = pat(seed, i);
+		p[i] = pattern_word(seed, i);
 	return p;
 }
 
@@ -190,7 +185,7 @@ static size_t bad_pages(const uint32_t *p, uint32_t seed)
 	size_t i, bad = 0, w = ps / 4;
 
 	for (i = 0; i < NP * w; i++) {
-		if (p[i] != pat(seed, i)) {
+		if (p[i] != pattern_word(seed, i)) {
 			bad++;
 			i = (i / w + 1) * w - 1;
 		}
@@ -352,15 +347,13 @@ static char reload_cmd[160];
 
 static int reload(void)
 {
-	char path[32];
 	int i, ret;
 
 	for (i = 0; i < NDEV; i++)
 		close(dev[i]);
 	ret = system(reload_cmd);
 	for (i = 0; i < NDEV; i++) {
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		dev[i] = open(path, O_RDWR);
+		dev[i] = dev_open(i);
 		if (dev[i] < 0)
 			ret = -1;
 	}
@@ -423,11 +416,28 @@ static void sweep_memremap(struct tally *t, int d, uint32_t *io)
 	}
 }
 
+/* One migration of @p into device @d, or (@to_sys) out of it, failing at random. */
+static void random_migration(struct tally *t, int d, uint32_t *p,
+			     uint32_t *io, int trip, int to_sys)
+{
+	struct hmm_dmirror_cmd c;
+	int ret;
+
+	make_it_fail(1);
+	ret = dcmd(dev[d], to_sys ? HMM_DMIRROR_MIGRATE_TO_SYS :
+				    HMM_DMIRROR_MIGRATE_TO_DEV,
+		   p, to_sys ? NULL : io, NP, &c);
+	make_it_fail(0);
+	count_err(t, to_sys ? "random to-sys" : "random to-dev", trip, ret,
+		  to_sys ? to_sys_errs : to_dev_errs);
+	if (!ret)
+		t->moved += c.cpages;
+}
+
 /* Random failures (make-it-fail) over migration round trips. */
 static void random_trips(struct tally *t, int d, uint32_t *io, int trips)
 {
-	struct hmm_dmirror_cmd c;
-	int i, ret;
+	int i;
 	uint32_t *p;
 
 	probability(10);
@@ -439,18 +449,8 @@ static void random_trips(struct tally *t, int d, uint32_t *io, int trips)
 			t->unexpected++;
 			break;
 		}
-		make_it_fail(1);
-		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
-		make_it_fail(0);
-		count_err(t, "random to-dev", i, ret, to_dev_errs);
-		if (!ret)
-			t->moved += c.cpages;
-		make_it_fail(1);
-		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_SYS, p, NULL, NP, &c);
-		make_it_fail(0);
-		count_err(t, "random to-sys", i, ret, to_sys_errs);
-		if (!ret)
-			t->moved += c.cpages;
+		random_migration(t, d, p, io, i, 0);
+		random_migration(t, d, p, io, i, 1);
 		t->runs += 2;
 		verify(t, d, p, 1000 + i, io, "random", i);
 		munmap(p, NP * ps);
@@ -475,7 +475,7 @@ static void report(const char *name, struct tally *t, const int *errs)
 int main(void)
 {
 	struct hmm_dmirror_stats before[NDEV], after[NDEV];
-	int i;
+	int i, to_sys;
 	struct tally t;
 	char path[64];
 	uint32_t *io;
@@ -484,14 +484,8 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..%d\n", 10 + NDEV);
 	io = malloc(NP * ps);
-	for (i = 0; i < NDEV; i++) {
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		dev[i] = open(path, O_RDWR);
-		if (dev[i] < 0 || dev_stats(dev[i], &before[i])) {
-			printf("Bail out! %s: %s\n", path, strerror(errno));
-			return 1;
-		}
-	}
+	if (dev_open_all(dev, before, NDEV))
+		return 1;
 	strcpy(reload_cmd, "rmmod test_hmm && ");
 	if (hmm_load_cmd(reload_cmd + strlen(reload_cmd),
 			 sizeof(reload_cmd) - strlen(reload_cmd))) {
@@ -528,20 +522,22 @@ int main(void)
 		       name);
 	}
 
+	/* Device 0 (private) and device 2 (coherent), each way. */
 	for (i = 0; i < NDEV; i += 2) {
-		memset(&t, 0, sizeof(t));
-		sweep_migration(&t, i, io, 0);
-		report(i ? "to-dev coherent" : "to-dev private", &t, to_dev_errs);
-		tap_ok(t.injected && !t.mismatches && !t.unexpected,
-		       "migration to %s memory fails cleanly at every allocation",
-		       i ? "coherent" : "private");
+		const char *kind = i ? "coherent" : "private";
 
-		memset(&t, 0, sizeof(t));
-		sweep_migration(&t, i, io, 1);
-		report(i ? "to-sys coherent" : "to-sys private", &t, to_sys_errs);
-		tap_ok(t.injected && !t.mismatches && !t.unexpected,
-		       "migration from %s memory fails cleanly at every allocation",
-		       i ? "coherent" : "private");
+		for (to_sys = 0; to_sys < 2; to_sys++) {
+			char name[32];
+
+			memset(&t, 0, sizeof(t));
+			sweep_migration(&t, i, io, to_sys);
+			snprintf(name, sizeof(name), "%s %s",
+				 to_sys ? "to-sys" : "to-dev", kind);
+			report(name, &t, to_sys ? to_sys_errs : to_dev_errs);
+			tap_ok(t.injected && !t.mismatches && !t.unexpected,
+			       "migration %s %s memory fails cleanly at every allocation",
+			       to_sys ? "from" : "to", kind);
+		}
 	}
 
 	memset(&t, 0, sizeof(t));

@@ -61,18 +61,13 @@ static uint64_t pick(const uint64_t *v, size_t n)
 	return v[rnd() % n];
 }
 
-static uint32_t pat(uint32_t seed, size_t i)
-{
-	return seed * 0x9e3779b1u ^ (uint32_t)i * 0x85ebca6bu;
-}
-
 static void fill(void *p, size_t pages, uint32_t seed)
 {
 	uint32_t *w = p;
 	size_t i;
 
 	for (i = 0; i < pages * ps / 4; i++)
-		w[i] = pat(seed, i);
+		w[i] = pattern_word(seed, i);
 }
 
 static size_t bad_words(const void *p, size_t pages, uint32_t seed)
@@ -81,7 +76,7 @@ static size_t bad_words(const void *p, size_t pages, uint32_t seed)
 	size_t i, bad = 0;
 
 	for (i = 0; i < pages * ps / 4; i++)
-		bad += w[i] != pat(seed, i);
+		bad += w[i] != pattern_word(seed, i);
 	return bad;
 }
 
@@ -247,16 +242,8 @@ int main(int argc, char **argv)
 	printf("TAP version 13\n1..5\n# hmm-fuzz: seed %llu, %lu calls\n",
 	       (unsigned long long)seed, calls);
 
-	for (d = 0; d < NDEV; d++) {
-		char path[32];
-
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", d);
-		fds[d] = open(path, O_RDWR);
-		if (fds[d] < 0 || dev_stats(fds[d], &before[d])) {
-			printf("Bail out! %s: %s\n", path, strerror(errno));
-			return 1;
-		}
-	}
+	if (dev_open_all(fds, before, NDEV))
+		return 1;
 	reserve = mmap(NULL, RESERVE_PAGES * ps, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (reserve == MAP_FAILED) {

@@ -562,11 +562,7 @@ static void op_fork(struct thr *t)
 			check_cpu(t, OP_FORK, 0, t->np);
 		}
 		if (rnd(&t->rng) % 2) {
-			char path[32];
-
-			snprintf(path, sizeof(path), "/dev/hmm_dmirror%d",
-				 (int)(rnd(&t->rng) % NDEV));
-			fd = open(path, O_RDWR);
+			fd = dev_open(rnd(&t->rng) % NDEV);
 			if (fd < 0) {
 				unexpected(t, OP_FORK, "open in child", -errno);
 				_exit(0);
@@ -711,17 +707,16 @@ static void worker(int w, uint64_t seed)
 	static struct thr thr[2];
 	struct timespec end;
 	uint64_t rng = seed ^ (0x9e3779b97f4a7c15ull * (w + 1));
-	char path[32];
 	int i, abrupt;
 
 	setpgid(0, 0);
 	home = w % NDEV;
 	for (i = 0; i < NDEV; i++) {
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		fds[i] = open(path, O_RDWR);
+		fds[i] = dev_open(i);
 		if (fds[i] < 0) {
 			ADD(sh->unexpected[OP_EXIT], 1);
-			msg("w%d: open %s: %s", w, path, strerror(errno));
+			msg("w%d: open /dev/hmm_dmirror%d: %s", w, i,
+			    strerror(errno));
 			_exit(1);
 		}
 	}
@@ -895,16 +890,8 @@ int main(int argc, char **argv)
 		printf("Bail out! no memory\n");
 		return 1;
 	}
-	for (i = 0; i < NDEV; i++) {
-		char path[32];
-
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		dfd[i] = open(path, O_RDWR);
-		if (dfd[i] < 0 || dev_stats(dfd[i], &before[i])) {
-			printf("Bail out! %s: %s\n", path, strerror(errno));
-			return 1;
-		}
-	}
+	if (dev_open_all(dfd, before, NDEV))
+		return 1;
 	/* Orphans of abruptly ended workers (fork children) come to us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	swap0 = swap_used();
@@ -967,8 +954,12 @@ int main(int argc, char **argv)
 		}
 		if (pid < 0 && errno == ECHILD && sh->stop)
 			break;
-		if (!(polls++ % 25) && swap_used() > swap_peak)
-			swap_peak = swap_used();
+		if (!(polls++ % 25)) {
+			unsigned long used = swap_used();
+
+			if (used > swap_peak)
+				swap_peak = used;
+		}
 		if (!hung && past(&hang)) {
 			hung = 1;
 			printf("# processes still running %d s after the end, killing them\n",

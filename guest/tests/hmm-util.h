@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers the guest test programs share: TAP output, one dummy-driver
- * command, the driver's per-device counters, reloading the driver.
+ * Helpers the guest test programs share: TAP output, a test pattern, the
+ * device files, one dummy-driver command, the driver's per-device
+ * counters, reloading the driver.
  */
 #ifndef HMM_UTIL_H
 #define HMM_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +35,21 @@ tap_ok(int cond, const char *fmt, ...)
 	return cond;
 }
 
+/* Word @i of a buffer filled with pattern @seed. */
+static inline uint32_t pattern_word(uint32_t seed, size_t i)
+{
+	return seed * 0x9e3779b1u ^ (uint32_t)i * 0x85ebca6bu;
+}
+
+/* Open /dev/hmm_dmirror@d; -1 (errno set) on failure. */
+static inline int dev_open(int d)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", d);
+	return open(path, O_RDWR);
+}
+
 /* One HMM_DMIRROR_* command on @npages pages at @addr; 0 or -errno. */
 static inline int dcmd(int fd, unsigned long req, void *addr, void *ptr,
 		       size_t npages, struct hmm_dmirror_cmd *c)
@@ -49,6 +66,26 @@ static inline int dev_stats(int fd, struct hmm_dmirror_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	return ioctl(fd, HMM_DMIRROR_STATS, st) ? -errno : 0;
+}
+
+/*
+ * Open the @n devices into @fds and read each one's counters into
+ * @before; on failure say "Bail out!" (TAP) and return -1.
+ */
+static inline int dev_open_all(int *fds, struct hmm_dmirror_stats *before,
+			       int n)
+{
+	int d;
+
+	for (d = 0; d < n; d++) {
+		fds[d] = dev_open(d);
+		if (fds[d] < 0 || dev_stats(fds[d], &before[d])) {
+			printf("Bail out! /dev/hmm_dmirror%d: %s\n", d,
+			       strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*

@@ -62,7 +62,7 @@ int main(void)
 {
 	uint32_t *buf[4], *io;
 	struct hmm_dmirror_cmd c;
-	char path[32], load[128];
+	char load[128];
 	int i, fd;
 
 	ps = sysconf(_SC_PAGESIZE);
@@ -76,8 +76,7 @@ int main(void)
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		madvise(buf[i], NPAGES * ps, MADV_NOHUGEPAGE);
 		fill(buf[i], 100 + i);
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		fd = open(path, O_RDWR);
+		fd = dev_open(i);
 		tap_ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
 		       c.cpages == NPAGES && on_device(fd, buf[i], want),
 		       "migrated to a device before unload");
@@ -89,8 +88,7 @@ int main(void)
 		tap_ok(check(buf[i], 100 + i), "data intact after unload");
 	tap_ok(system(load) == 0, "module reloads");
 	for (i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", i);
-		fd = open(path, O_RDWR);
+		fd = dev_open(i);
 		tap_ok(fd >= 0 && !cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf[i], io, &c) &&
 		       c.cpages == NPAGES && check(io, 100 + i) &&
 		       !cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf[i], NULL, &c) &&
