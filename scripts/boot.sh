@@ -13,6 +13,8 @@
 # A sparse file on the host is the guest's virtio disk /dev/vda, which the
 # guest's init makes its swap (HMM_SWAP, default 1G; 0 for none), so that
 # reclaim can push anonymous pages out while migrations run.
+# HMM_SWAP_OPTS adds QEMU -drive options to it, e.g. a slow disk:
+# HMM_SWAP_OPTS=,throttling.iops-total=10
 # Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
 #   Serial port 0 (kernel console) -> RESULTDIR/console.log
 #   Serial port 1 (test output)    -> RESULTDIR/tests.log
@@ -43,7 +45,7 @@ if [[ $swap != 0 ]]; then
 	swapimg=$res/swap.img
 	rm -f "$swapimg"
 	truncate -s "$swap" "$swapimg"
-	qemu+=(-drive "file=$swapimg,format=raw,if=virtio,cache=unsafe")
+	qemu+=(-drive "file=$swapimg,format=raw,if=virtio,cache=unsafe${HMM_SWAP_OPTS:-}")
 	trap 'rm -f "$swapimg"' EXIT
 fi
 

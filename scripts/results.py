@@ -9,7 +9,8 @@ tests.log (serial 1) holds the guest's test programs, framed by
 Every KUnit case and every selftest counts as passed, failed or skipped.
 A kernel splat, a program that died without reporting, a kmemleak report
 or a run that never reached "done" counts as a failure and is named.
-A kmemleak failure shows the report's first lines.
+A kmemleak failure shows the report's first lines; a failed selftest shows
+the diagnostic lines ("# ...") it printed, so that a CI log alone says why.
 A subdirectory "pressure" (make test's second, small-guest boot) is judged
 the same way, its results named "pressure/...".
 Prints the failures, then "N passed, N failed, N skipped" as its last line.
@@ -33,6 +34,7 @@ SPLATS = [
     r'Bad page state', r'Bad rss-counter', r'page dumped because',
 ]
 SPLAT = re.compile('|'.join(SPLATS))
+DIAG_LINES = 8
 
 
 def read(path):
@@ -77,12 +79,12 @@ def judge(resdir, passed, failed, skipped):
             failed.append(full)
 
     # Guest programs.
-    prog, seen, done = None, 0, False
+    prog, seen, done, diag = None, 0, False, []
     for line in tests:
         b = re.match(r'^HMM-HARNESS: begin (\S+)', line)
         e = re.match(r'^HMM-HARNESS: end (\S+) rc=(\d+)', line)
         if b:
-            prog, seen = b.group(1), 0
+            prog, seen, diag = b.group(1), 0, []
             continue
         if e:
             rc = int(e.group(2))
@@ -100,6 +102,10 @@ def judge(resdir, passed, failed, skipped):
             failed.append('kmemleak: %s unreferenced object(s) after the tests:%s'
                           % (k.group(1), kmemleak_head(console)))
         m = TAP.match(line)
+        if prog and not m and line.startswith('#') and \
+                not line.startswith('#  RUN') and \
+                not re.match(r'^#\s+(OK|FAIL|SKIP)\s', line):
+            diag = (diag + [line])[-DIAG_LINES:]
         if not prog or not m or m.group(1):
             continue
         seen += 1
@@ -110,7 +116,8 @@ def judge(resdir, passed, failed, skipped):
         elif verdict == 'ok':
             passed.append(full)
         else:
-            failed.append(full)
+            failed.append(full + ''.join('\n    ' + d for d in diag))
+        diag = []
     if prog:
         failed.append('%s: never finished (the guest died or hung in it)' % prog)
 

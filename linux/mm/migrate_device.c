@@ -565,10 +565,33 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 			}
 			/* The isolation reference is ours from now on. */
 			folio_put(folio);
+			/*
+			 * A swap write still in flight keeps the folio in the
+			 * swap cache, which device memory cannot join
+			 * (migrate_device_move()).  It ends without any lock
+			 * we hold, and none starts while we hold the folio
+			 * lock; the page stays mapped meanwhile.
+			 */
+			if (folio_test_swapcache(folio))
+				folio_wait_writeback(folio);
 		}
 
 		if (folio_mapped(folio))
 			try_to_migrate(folio, 0);
+
+		/*
+		 * A per-CPU LRU batch (activation, rotation at the end of a
+		 * write) may hold a reference on a folio that is still on the
+		 * LRU, and an idle CPU keeps it until something drains it.
+		 * Drain every CPU once before taking such a reference for a
+		 * pin.
+		 */
+		if (!folio_mapped(folio) && !folio_is_zone_device(folio) &&
+		    !drained &&
+		    !migrate_device_refs_ok(folio, page == fault_page)) {
+			lru_add_drain_all();
+			drained = true;
+		}
 
 		if (folio_mapped(folio) ||
 		    !migrate_device_refs_ok(folio, page == fault_page)) {
