@@ -7,7 +7,11 @@
  * that the data is what it should be.
  *
  * Usage: hmm-stress [-t SECONDS] [-w WORKERS] [-s SEED] [-p PERCENT]
- *   -t  how long to run (default 25 s, the make test run)
+ *   -t  how long to run (default 25 s, the make test run); the run goes
+ *       on, a second at a time and EXTEND_SECS at most, until every
+ *       operation kind has been done at least once, so that a slow
+ *       machine (a loaded host, the pressure machine) still covers them
+ *       all
  *   -w  worker processes (default 4, worker i prefers device i % 4)
  *   -s  seed of the random operation streams (default 1; printed)
  *   -p  memory pressure: a hog process keeps writing over PERCENT % of
@@ -83,6 +87,7 @@
 #define UNKNOWN		0xffffffffu	/* page content no longer tracked */
 #define MAX_MSGS	40		/* diagnostics printed at most */
 #define HANG_SECS	180		/* grace after the deadline */
+#define EXTEND_SECS	120		/* most the run is extended for coverage */
 
 enum op {
 	OP_TO_DEV, OP_TO_SYS, OP_CPU, OP_DEV_READ, OP_DEV_WRITE, OP_SNAPSHOT,
@@ -147,13 +152,30 @@ static void msg(const char *fmt, ...)
 		return;
 }
 
+/* Is @now at or after @t? */
+static int past_at(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+	       (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
 static int past(const struct timespec *t)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > t->tv_sec ||
-	       (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+	return past_at(&now, t);
+}
+
+/* Has every operation kind been done at least once? */
+static int every_op_done(void)
+{
+	int i;
+
+	for (i = 0; i < NR_OPS; i++)
+		if (!__atomic_load_n(&sh->done[i], __ATOMIC_RELAXED))
+			return 0;
+	return 1;
 }
 
 static uint64_t rnd(uint64_t *s)
@@ -837,7 +859,7 @@ int main(int argc, char **argv)
 	int secs = 25, nworkers = 4, opt, i, dfd[NDEV], failed = 0;
 	uint64_t seed = 1;
 	pid_t *pids;
-	int hung = 0, gen = 0;
+	int hung = 0, gen = 0, extended = 0;
 	struct timespec hang;
 	unsigned long total = 0, mism = 0, unexp = 0;
 	unsigned long swap0, swap_peak = 0, polls = 0;
@@ -911,9 +933,25 @@ int main(int argc, char **argv)
 	hang.tv_sec += HANG_SECS;
 
 	for (;;) {
+		struct timespec soon;
 		int st;
 		pid_t pid;
 
+		/*
+		 * Coverage: with a second to go and some kind never done,
+		 * move the end a second further (the workers read it).
+		 */
+		clock_gettime(CLOCK_MONOTONIC, &soon);
+		soon.tv_sec++;
+		if (!sh->stop && !past(&sh->deadline) &&
+		    extended < EXTEND_SECS && past_at(&soon, &sh->deadline) &&
+		    !every_op_done()) {
+			__atomic_store_n(&sh->deadline.tv_sec,
+					 sh->deadline.tv_sec + 1,
+					 __ATOMIC_RELAXED);
+			hang.tv_sec++;
+			extended++;
+		}
 		if (!past(&sh->deadline)) {
 			for (i = 0; i < nworkers; i++) {
 				if (pids[i])
@@ -973,6 +1011,9 @@ int main(int argc, char **argv)
 		usleep(20000);
 	}
 
+	if (extended)
+		printf("# run extended by %d s until every operation kind was done\n",
+		       extended);
 	tap_ok(!sh->crashed && !hung, "processes: %lu workers spawned, none crashed or hung",
 	       sh->spawned);
 	for (i = 0; i < NR_OPS; i++) {
