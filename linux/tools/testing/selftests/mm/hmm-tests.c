@@ -3474,16 +3474,18 @@ TEST_F_TIMEOUT(hmm, migrate_races_reclaim, 180)
  * MIGRATE_TO_DEV faults the rest back in, through the swap cache, where a
  * read fault leaves them; migrating again moves exactly those, which
  * must first be taken out of the swap cache, as 6.12 does (device memory
- * has no swap cache), once their swap writes have finished. The data
- * comes back intact through the device and the CPU.
+ * has no swap cache). The data comes back intact through the device and
+ * the CPU.
  *
- * The page-out, its I/O completions and the swap-in run on one CPU and
- * the migrations on another. The end of a swap write leaves the folio in
- * that CPU's per-CPU LRU batch with an extra reference, which
- * migrate_device_unmap() must drain on every CPU rather than take for a
- * pin; 6.12 drained only for folios off the LRU, and an idle CPU never
- * drains its batches by itself, so there no migration call ever moved
- * these pages.
+ * Two transient states of such a page are not reasons to leave it: its
+ * swap write may still be in flight (the migration waits for it), and a
+ * per-CPU LRU batch of the CPU that ended the write or faulted the page
+ * in may still hold a reference on it (the migration drains every CPU
+ * once); 6.12 does neither (it drains only for folios off the LRU), and
+ * before this series did both, this test left a page behind on a loaded
+ * host. The page-out and the swap-in run on one CPU and the migrations
+ * on the other, where that CPU's batches are out of reach of a local
+ * drain.
  */
 TEST_F(hmm, migrate_swapped_out_pages)
 {
