@@ -11,7 +11,7 @@
  *       on, a second at a time and EXTEND_SECS at most, until every
  *       operation kind has been done at least once, so that a slow
  *       machine (a loaded host, the pressure machine) still covers them
- *       all
+ *       all.
  *   -w  worker processes (default 4, worker i prefers device i % 4)
  *   -s  seed of the random operation streams (default 1; printed)
  *   -p  memory pressure: a hog process keeps writing over PERCENT % of
