@@ -170,13 +170,11 @@ static uint32_t *new_buf(uint32_t seed)
 {
 	uint32_t *p = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	size_t i;
 
 	if (p == MAP_FAILED)
 		return NULL;
 	madvise(p, NP * ps, MADV_NOHUGEPAGE);
-	for (i = 0; i < NP * (size_t)ps / 4; i++)
-		p[i] = pattern_word(seed, i);
+	pattern_fill(p, NP * ps, seed);
 	return p;
 }
 

@@ -49,11 +49,7 @@ static uint64_t rng;
 
 static uint64_t rnd(void)
 {
-	/* xorshift64* */
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 2685821657736338717ull;
+	return xorshift64s(&rng);
 }
 
 static uint64_t pick(const uint64_t *v, size_t n)
@@ -61,24 +57,6 @@ static uint64_t pick(const uint64_t *v, size_t n)
 	return v[rnd() % n];
 }
 
-static void fill(void *p, size_t pages, uint32_t seed)
-{
-	uint32_t *w = p;
-	size_t i;
-
-	for (i = 0; i < pages * ps / 4; i++)
-		w[i] = pattern_word(seed, i);
-}
-
-static size_t bad_words(const void *p, size_t pages, uint32_t seed)
-{
-	const uint32_t *w = p;
-	size_t i, bad = 0;
-
-	for (i = 0; i < pages * ps / 4; i++)
-		bad += w[i] != pattern_word(seed, i);
-	return bad;
-}
 
 static const unsigned long cmds[] = {
 	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
@@ -109,30 +87,16 @@ static uint64_t random_addr(const struct area *a)
 		0xffff800000000000ull, 0xffffffffff600000ull, ~0ull,
 		~0ull - 4095, 0x8000000000000000ull,
 	};
-	char *base;
+	char *const base[] = {
+		a->ro, a->none, a->hole, a->io, a->scratch, a->scratch,
+	};
+	unsigned int r = rnd() % 8;
 
-	switch (rnd() % 8) {
-	case 0:
+	if (r == 0)
 		return pick(fixed, sizeof(fixed) / sizeof(fixed[0]));
-	case 1:
+	if (r == 1)
 		return rnd();
-	case 2:
-		base = a->ro;
-		break;
-	case 3:
-		base = a->none;
-		break;
-	case 4:
-		base = a->hole;
-		break;
-	case 5:
-		base = a->io;
-		break;
-	default:
-		base = a->scratch;
-		break;
-	}
-	return (uintptr_t)base + rnd() % SCRATCH_PAGES * ps +
+	return (uintptr_t)base[r - 2] + rnd() % SCRATCH_PAGES * ps +
 	       (rnd() % 8 ? 0 : rnd() % ps);
 }
 
@@ -192,11 +156,11 @@ static int device_works(int fd, char *io)
 
 	if (p == MAP_FAILED)
 		return 0;
-	fill(p, n, 77);
+	pattern_fill(p, n * ps, 77);
 	ok = !dcmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, p, io, n, &c) &&
-	     c.cpages == n && !bad_words(io, n, 77) &&
+	     c.cpages == n && !pattern_bad(io, n * ps, 77) &&
 	     !dcmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, p, NULL, n, &c) &&
-	     !bad_words(p, n, 77);
+	     !pattern_bad(p, n * ps, 77);
 	munmap(p, n * ps);
 	return ok;
 }
@@ -261,9 +225,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	munmap(a.hole, SCRATCH_PAGES * ps);
-	fill(sentinel, SENTINEL_PAGES, 1);
-	fill(a.ro, RO_PAGES, 2);
-	fill(a.scratch, SCRATCH_PAGES, 3);
+	pattern_fill(sentinel, SENTINEL_PAGES * ps, 1);
+	pattern_fill(a.ro, RO_PAGES * ps, 2);
+	pattern_fill(a.scratch, SCRATCH_PAGES * ps, 3);
 	mprotect(a.ro, RO_PAGES * ps, PROT_READ);
 
 	for (i = 0; i < calls; i++) {
@@ -307,8 +271,8 @@ int main(int argc, char **argv)
 		printf(", %lu %s", errs[i], strerrorname_np(allowed[i]));
 	printf(", %lu other\n", bad);
 	tap_ok(!bad, "every call returned 0 or a documented errno");
-	tap_ok(!bad_words(sentinel, SENTINEL_PAGES, 1) &&
-	       !bad_words(a.ro, RO_PAGES, 2),
+	tap_ok(!pattern_bad(sentinel, SENTINEL_PAGES * ps, 1) &&
+	       !pattern_bad(a.ro, RO_PAGES * ps, 2),
 	       "memory outside the calls' reach, and read-only memory, intact");
 
 	for (d = 0; d < NDEV; d++)

@@ -180,11 +180,7 @@ static int every_op_done(void)
 
 static uint64_t rnd(uint64_t *s)
 {
-	/* xorshift64* */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ull;
+	return xorshift64s(s);
 }
 
 /* ------------------------------------------------------------------ */

@@ -41,6 +41,36 @@ static inline uint32_t pattern_word(uint32_t seed, size_t i)
 	return seed * 0x9e3779b1u ^ (uint32_t)i * 0x85ebca6bu;
 }
 
+/* Fill @bytes (a multiple of 4) at @p with pattern @seed. */
+static inline void pattern_fill(void *p, size_t bytes, uint32_t seed)
+{
+	uint32_t *w = p;
+	size_t i;
+
+	for (i = 0; i < bytes / 4; i++)
+		w[i] = pattern_word(seed, i);
+}
+
+/* How many words of @bytes at @p differ from pattern @seed. */
+static inline size_t pattern_bad(const void *p, size_t bytes, uint32_t seed)
+{
+	const uint32_t *w = p;
+	size_t i, bad = 0;
+
+	for (i = 0; i < bytes / 4; i++)
+		bad += w[i] != pattern_word(seed, i);
+	return bad;
+}
+
+/* Next value of the xorshift64* generator whose state is @s (never 0). */
+static inline uint64_t xorshift64s(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
 /* Open /dev/hmm_dmirror@d; -1 (errno set) on failure. */
 static inline int dev_open(int d)
 {

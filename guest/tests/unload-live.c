@@ -26,22 +26,14 @@ static int cmd(int fd, unsigned long req, void *addr, void *ptr,
 	return dcmd(fd, req, addr, ptr, NPAGES, c);
 }
 
-static void fill(uint32_t *p, uint32_t seed)
+static void fill(void *p, uint32_t seed)
 {
-	size_t i;
-
-	for (i = 0; i < NPAGES * ps / 4; i++)
-		p[i] = seed * 2654435761u + i;
+	pattern_fill(p, NPAGES * ps, seed);
 }
 
-static int check(const uint32_t *p, uint32_t seed)
+static int check(const void *p, uint32_t seed)
 {
-	size_t i;
-
-	for (i = 0; i < NPAGES * ps / 4; i++)
-		if (p[i] != seed * 2654435761u + i)
-			return 0;
-	return 1;
+	return !pattern_bad(p, NPAGES * ps, seed);
 }
 
 static int on_device(int fd, void *buf, unsigned char want)

@@ -482,6 +482,25 @@ static bool migrate_device_refs_ok(struct folio *folio, bool fault_page)
 }
 
 /*
+ * migrate_device_refs_ok(), except that a reference a per-CPU LRU batch
+ * holds is not taken for a pin.  Such a batch (activation, rotation at the
+ * end of a write) may hold a folio that still looks on the LRU, and an idle
+ * CPU keeps it until something drains it: so before refusing a system
+ * folio, drain every CPU, once per call (@drained), and count again.
+ */
+static bool migrate_device_unpinned(struct folio *folio, bool fault_page,
+				    bool *drained)
+{
+	if (migrate_device_refs_ok(folio, fault_page))
+		return true;
+	if (folio_is_zone_device(folio) || *drained)
+		return false;
+	lru_add_drain_all();
+	*drained = true;
+	return migrate_device_refs_ok(folio, fault_page);
+}
+
+/*
  * Unlock and release a source folio whose migration entries are gone: an
  * isolated system folio that stays goes back to the LRU (@to_lru), any
  * other just loses our reference (one that moved is freed by it).  The
@@ -579,22 +598,9 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 		if (folio_mapped(folio))
 			try_to_migrate(folio, 0);
 
-		/*
-		 * A per-CPU LRU batch (activation, rotation at the end of a
-		 * write) may hold a reference on a folio that is still on the
-		 * LRU, and an idle CPU keeps it until something drains it.
-		 * Drain every CPU once before taking such a reference for a
-		 * pin.
-		 */
-		if (!folio_mapped(folio) && !folio_is_zone_device(folio) &&
-		    !drained &&
-		    !migrate_device_refs_ok(folio, page == fault_page)) {
-			lru_add_drain_all();
-			drained = true;
-		}
-
 		if (folio_mapped(folio) ||
-		    !migrate_device_refs_ok(folio, page == fault_page)) {
+		    !migrate_device_unpinned(folio, page == fault_page,
+					     &drained)) {
 			migrate_device_restore(&src_pfns[i], folio,
 					       !folio_is_zone_device(folio));
 			continue;
