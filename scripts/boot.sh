@@ -15,9 +15,14 @@
 # reclaim can push anonymous pages out while migrations run.
 # HMM_SWAP_OPTS adds QEMU -drive options to it, e.g. a slow disk:
 # HMM_SWAP_OPTS=,throttling.iops-total=10
+# In test and stress mode the guest runs hmm-stress in STRESS_ROUNDS rounds
+# (default in lib.sh), passed as hmm.rounds=N; HMM_BOOT_ARGS can override it.
 # Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
 #   Serial port 0 (kernel console) -> RESULTDIR/console.log
 #   Serial port 1 (test output)    -> RESULTDIR/tests.log
+# Exits non-zero when QEMU does: 124 when the guest ran past HMM_TIMEOUT
+# (default 1800 s), after printing the console's tail. The logs are judged
+# by the caller (results.py), which reports a run that never reached its end.
 . "$(dirname "$0")/lib.sh"
 
 out=$1 mode=$2 res=$3 interactive=${4:-0}
@@ -31,6 +36,7 @@ fi
 append="console=ttyS0 $carve hmm.spm=$spm hmm.mode=$mode hmm.interactive=$interactive"
 append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7"
 [[ $mode == test && ${HMM_SMALL:-0} != 1 ]] && append+=" hugepagesz=1G hugepages=1"
+[[ $mode == test || $mode == stress ]] && append+=" hmm.rounds=$STRESS_ROUNDS"
 append+=" ${HMM_BOOT_ARGS:-}"
 [[ -n ${HMM_ARGS:-} ]] && append+=" hmm.args=$HMM_ARGS"
 accel=(-accel tcg,thread=multi)
@@ -58,7 +64,10 @@ rc=0
 timeout --foreground "$timeout" "${qemu[@]}" -monitor none \
 	-serial "file:$res/console.log" -serial "file:$res/tests.log" </dev/null || rc=$?
 if ((rc == 124)); then
-	echo "QEMU timed out after ${timeout}s; last lines of the console:"
+	echo "QEMU timed out after ${timeout}s (HMM_TIMEOUT); last lines of the console:"
 	tail -n 25 "$res/console.log"
+elif ((rc)); then
+	echo "QEMU exited with status $rc; last lines of the console:"
+	tail -n 25 "$res/console.log" 2>/dev/null || true
 fi
-exit 0
+exit $rc

@@ -12,6 +12,9 @@ TARBALL=/usr/src/linux-source-6.12.tar.xz
 # One kernel build or QEMU run at a time on this machine, whoever asks.
 LOCKFILE=/tmp/hmm-kbuild.lock
 JOBS=${JOBS:-$(nproc)}
+# hmm-stress rounds (driver reload between them) in make test and make
+# stress; the one place that says how many. boot.sh passes it as hmm.rounds.
+STRESS_ROUNDS=${STRESS_ROUNDS:-3}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.ccache}
 export CCACHE_BASEDIR=$CACHE
 export CCACHE_NOHASHDIR=1
@@ -64,3 +67,5 @@ take_lock() {
 }
 
 die() { echo "error: $*" >&2; exit 1; }
+
+[[ $STRESS_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "STRESS_ROUNDS=$STRESS_ROUNDS: want a number of rounds, 1 or more"

@@ -8,7 +8,16 @@ which commit), then prove it:
      kernel after the last one);
   3. the result equals the tree that make test tests (.cache/tree).
 
+The commits, the patches' From: and Signed-off-by:, and the cover letter's
+From: and Signed-off-by: carry the identity of whoever runs it: git config
+user.name and user.email (GIT_AUTHOR_NAME / GIT_AUTHOR_EMAIL override them,
+as they do for git commit). With either unset it refuses, unless given
+--allow-placeholder-identity (make check, which only checkpatches the
+result): then the patches carry PLACEHOLDER and a note says so.
+
 Usage: series.py TOP CACHE BASE TREE OUTDIR BUILDDIR [--no-build]
+                 [--allow-placeholder-identity]
+       series.py --identity TOP   (print the identity, or refuse)
 """
 import os
 import re
@@ -16,7 +25,8 @@ import shutil
 import subprocess
 import sys
 
-AUTHOR = 'HMM developers <hmm-dev@example.org>'
+# Only for patches nobody sends: make check's checkpatch input.
+PLACEHOLDER = ('HMM placeholder identity', 'unset-git-identity@example.invalid')
 KUNIT_BLOCK = re.compile(r'\n#ifdef CONFIG_\w+_KUNIT_TEST\n#include "tests/[\w-]+-kunit\.h"\n#endif[^\n]*\n')
 
 
@@ -31,9 +41,47 @@ def sh(cmd, cwd=None, check=True, quiet=False):
     return r
 
 
+def identity(top, allow_placeholder=False):
+    """(name, email) of whoever runs this, from git config (or the
+    GIT_AUTHOR_* variables); exits with how to set it when unset."""
+    def conf(key, env):
+        if os.environ.get(env, '').strip():
+            return os.environ[env].strip()
+        r = subprocess.run(['git', '-C', top, 'config', key], text=True,
+                           capture_output=True)
+        return r.stdout.strip()
+    name = conf('user.name', 'GIT_AUTHOR_NAME')
+    email = conf('user.email', 'GIT_AUTHOR_EMAIL')
+    if name and email:
+        return name, email
+    missing = ' and '.join(k for k, v in (('user.name', name), ('user.email', email)) if not v)
+    if allow_placeholder:
+        sys.stderr.write('series: note: git config %s not set; these patches carry the '
+                         'placeholder identity "%s <%s>" and are for checkpatch only, '
+                         'not for sending (make series refuses)\n' % ((missing,) + PLACEHOLDER))
+        return PLACEHOLDER
+    sys.exit('series: error: git config %s not set: the patches are signed off by '
+             'whoever makes them. Set your identity with\n'
+             '    git config --global user.name "Your Name"\n'
+             '    git config --global user.email "you@example.org"\n'
+             '(or without --global, for this repository only), and run it again.'
+             % missing)
+
+
+# The identity git uses for every commit and for format-patch (the cover
+# letter's From: is the committer's); set by main().
+GIT_ENV = dict(os.environ)
+
+
 def git(repo, *args, **kw):
-    return sh(['git', '-C', repo, '-c', 'user.name=HMM developers',
-               '-c', 'user.email=hmm-dev@example.org'] + list(args), **kw)
+    r = subprocess.run(['git', '-C', repo] + list(args), text=True, capture_output=True,
+                       env=GIT_ENV, input=kw.pop('input', None))
+    if kw.get('check', True) and r.returncode:
+        sys.stderr.write('$ git -C %s %s\n%s%s' % (repo, ' '.join(args), r.stdout[-3000:], r.stderr[-3000:]))
+        sys.exit('series: command failed')
+    if not kw.get('quiet') and r.stdout:
+        print(r.stdout, end='')
+    return r
 
 
 def parse_conf(path):
@@ -71,8 +119,16 @@ def base_repo(cache, base, version):
 
 
 def main():
+    if sys.argv[1:2] == ['--identity']:
+        print('series: patches signed off by %s <%s>' % identity(sys.argv[2]))
+        return
     top, cache, base, tree, outdir, build = sys.argv[1:7]
     do_build = '--no-build' not in sys.argv
+    name, email = identity(top, '--allow-placeholder-identity' in sys.argv)
+    author = '%s <%s>' % (name, email)
+    for who in ('AUTHOR', 'COMMITTER'):
+        GIT_ENV['GIT_%s_NAME' % who] = name
+        GIT_ENV['GIT_%s_EMAIL' % who] = email
     version = sh("sed -n 's/^VERSION = //p;s/^PATCHLEVEL = //p;s/^SUBLEVEL = //p' %s/Makefile | paste -sd." % base,
                  quiet=True).stdout.strip()
     sdir = os.path.join(top, 'series')
@@ -124,10 +180,8 @@ def main():
         if not git(repo, 'diff', '--cached', '--name-only', quiet=True).stdout.strip():
             print('series: "%s" has nothing yet, left out' % c['subject'])
             continue
-        msg = '%s\n\n%s\n\nSigned-off-by: %s\n' % (c['subject'], body, AUTHOR)
-        subprocess.run(['git', '-C', repo, '-c', 'user.name=HMM developers',
-                        '-c', 'user.email=hmm-dev@example.org', 'commit', '-q', '-F', '-'],
-                       input=msg, text=True, check=True)
+        msg = '%s\n\n%s\n\nSigned-off-by: %s\n' % (c['subject'], body, author)
+        git(repo, 'commit', '-q', '-F', '-', input=msg)
 
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
@@ -137,10 +191,12 @@ def main():
     text = open(cpath).read()
     intro = open(os.path.join(sdir, 'cover.txt')).read().strip() % {'version': version}
     subj = intro.split('\n', 1)[0]
-    text = text.replace('*** SUBJECT HERE ***', subj).replace('*** BLURB HERE ***', intro.split('\n', 1)[1].strip())
+    blurb = '%s\n\nSigned-off-by: %s' % (intro.split('\n', 1)[1].strip(), author)
+    text = text.replace('*** SUBJECT HERE ***', subj).replace('*** BLURB HERE ***', blurb)
     open(cpath, 'w').write(text)
     patches = sorted(p for p in os.listdir(outdir) if p != cover)
-    print('series: %d patches + cover letter in %s' % (len(patches), os.path.relpath(outdir, top)))
+    print('series: %d patches + cover letter in %s, from and signed off by %s'
+          % (len(patches), os.path.relpath(outdir, top), author))
 
     # Proof 1: git am on a fresh checkout of the base.
     check = os.path.join(cache, 'series-am')
