@@ -4,7 +4,7 @@
 # and pack them, busybox and that kernel's test module into an initramfs.
 # The programs always come from the series' tree (our selftests, demo and
 # bench, our test_hmm_uapi.h, a superset of 6.12's), so the same tests run
-# on the stock kernel too.
+# on the stock kernel too; hmm-6.12 is the base's own selftest.
 # Usage: userland.sh BUILDDIR
 . "$(dirname "$0")/lib.sh"
 
@@ -22,6 +22,10 @@ cc() {
 		-I"$src/tools/testing/selftests" "$@" -o "$bin/$o" -lpthread
 }
 cc hmm-tests "$src/tools/testing/selftests/mm/hmm-tests.c"
+# Linux 6.12's own selftest, untouched, against our uapi header (-I$src
+# resolves its <lib/test_hmm_uapi.h>): the proof that a program written
+# for 6.12's driver reads the same answers from ours.
+cc hmm-6.12 "$BASE/tools/testing/selftests/mm/hmm-tests.c"
 cc hmm-demo "$TOP/guest/hmm-demo.c"
 cc hmm-bench "$TOP/guest/hmm-bench.c"
 for c in "$TOP"/guest/tests/*.c; do
@@ -29,7 +33,7 @@ for c in "$TOP"/guest/tests/*.c; do
 done
 
 cp "$bin/hmm-demo" "$root/bin/"
-cp "$bin/hmm-tests" "$root/tests/"
+cp "$bin/hmm-tests" "$bin/hmm-6.12" "$root/tests/"
 for c in "$TOP"/guest/tests/*.c; do
 	[[ -f $c ]] && cp "$bin/$(basename "$c" .c)" "$root/tests/"
 done

@@ -241,7 +241,8 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static const int to_dev_errs[] = { ENOMEM, EFAULT, EBUSY, 0 };
+/* ENOENT: an allocation failed, so a page stayed in system memory. */
+static const int to_dev_errs[] = { ENOMEM, EFAULT, EBUSY, ENOENT, 0 };
 static const int to_sys_errs[] = { ENOMEM, 0 };
 
 /*

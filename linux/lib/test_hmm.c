@@ -28,7 +28,7 @@
  *   Migration         to and from device memory, CPU faults on device
  *                     pages (migrate_to_ram()), eviction of a whole unit
  *   Snapshot          describing pages without faulting them
- *   Exclusive access  make_device_exclusive_range() and its check
+ *   Exclusive access  make_device_exclusive{,_range}() and its check
  *   File operations   open, release, mmap, the ioctl dispatcher
  *   Module            parameters, load and unload
  *
@@ -81,8 +81,17 @@
 #define DMIRROR_WINDOW_CHUNKS	(DMIRROR_WINDOW_SIZE / DMIRROR_CHUNK_SIZE)
 #define DMIRROR_MAX_CHUNKS	DMIRROR_PRIVATE_CHUNKS
 
+/* HMM_DMIRROR_FLAG_HOLD_LOCKED: how long selected pages stay locked. */
+#define DMIRROR_HOLD_MS		500
+
 /* How often a command goes back to the CPU page tables before EBUSY. */
 #define DMIRROR_MAX_TRIES	16
+
+/* End of the batch starting at @addr of a range ending at @end. */
+static unsigned long dmirror_batch_end(unsigned long addr, unsigned long end)
+{
+	return addr + min(end - addr, DMIRROR_BATCH << PAGE_SHIFT);
+}
 
 /* ------------------------------------------------------------------ */
 /* Devices                                                             */
@@ -129,7 +138,7 @@ static bool dmirror_is_private(const struct dmirror_device *mdevice)
 
 static struct dmirror_device *dmirror_page_unit(struct page *page)
 {
-	return page->pgmap->owner;
+	return page_pgmap(page)->owner;
 }
 
 /*
@@ -313,6 +322,7 @@ struct dmirror {
 	struct mmu_interval_notifier	notifier;
 	struct mutex			lock;	/* @pt and the notifier seq */
 	struct xarray			pt;
+	u64				flags;	/* HMM_DMIRROR_FLAG_* */
 };
 
 #define DMIRROR_PT_WRITE	BIT(0)
@@ -332,6 +342,13 @@ static struct page *dmirror_pt_page(void *entry)
 static bool dmirror_pt_test(void *entry, unsigned long bit)
 {
 	return xa_to_value(entry) & bit;
+}
+
+/* Is @page one of this unit's own device pages? */
+static bool dmirror_page_is_local(struct dmirror *dmirror, struct page *page)
+{
+	return is_zone_device_page(page) &&
+	       dmirror_page_unit(page) == dmirror->mdevice;
 }
 
 /* Drop every mirror entry of [start, end). */
@@ -378,29 +395,29 @@ static const struct mmu_interval_notifier_ops dmirror_notifier_ops = {
 };
 
 /*
- * Copy @npages pages at @start between the mirror and @buf, in the
- * direction @write says. Nothing is copied unless every page is in the
- * mirror with the access needed: -ENOENT then tells the caller to fault.
+ * Copy pages at @start between the mirror and @buf, in the direction
+ * @write says, up to @npages of them or up to the first page the mirror
+ * lacks (or may not write).  Returns the number of pages copied.
  */
-static int dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
-			   unsigned long npages, void *buf, bool write)
+static unsigned long dmirror_pt_copy(struct dmirror *dmirror,
+				     unsigned long start, unsigned long npages,
+				     void *buf, bool write)
 {
-	unsigned long i, first = start >> PAGE_SHIFT;
+	unsigned long i, n, first = start >> PAGE_SHIFT;
 	struct page *pages[DMIRROR_BATCH];
 
+	npages = min(npages, DMIRROR_BATCH);
 	mutex_lock(&dmirror->lock);
-	for (i = 0; i < npages; i++) {
-		void *entry = xa_load(&dmirror->pt, first + i);
+	for (n = 0; n < npages; n++) {
+		void *entry = xa_load(&dmirror->pt, first + n);
 
 		if (!entry || (write && !dmirror_pt_test(entry,
-							 DMIRROR_PT_WRITE))) {
-			mutex_unlock(&dmirror->lock);
-			return -ENOENT;
-		}
-		pages[i] = dmirror_data_page(dmirror_pt_page(entry));
+							 DMIRROR_PT_WRITE)))
+			break;
+		pages[n] = dmirror_data_page(dmirror_pt_page(entry));
 	}
 	/* The pages cannot go away: their invalidation needs our mutex. */
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < n; i++) {
 		void *data = buf + i * PAGE_SIZE;
 		void *vaddr = kmap_local_page(pages[i]);
 
@@ -411,7 +428,7 @@ static int dmirror_pt_copy(struct dmirror *dmirror, unsigned long start,
 		kunmap_local(vaddr);
 	}
 	mutex_unlock(&dmirror->lock);
-	return 0;
+	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -513,6 +530,28 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 	return ret;
 }
 
+/*
+ * One device fault: fill the mirror for all of [start, end), batch by
+ * batch, as a device would on a miss that it services for the rest of the
+ * access at once.
+ */
+static int dmirror_fault_range(struct dmirror *dmirror, unsigned long start,
+			       unsigned long end, bool write)
+{
+	unsigned long addr, next;
+	int ret;
+
+	for (addr = start; addr < end; addr = next) {
+		next = dmirror_batch_end(addr, end);
+		ret = dmirror_fault(dmirror, addr, next, write);
+		if (ret)
+			return ret;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Data commands                                                       */
 /* ------------------------------------------------------------------ */
@@ -554,34 +593,40 @@ static void dmirror_work_free(struct dmirror_work *work)
 	kfree(work);
 }
 
-static unsigned long dmirror_batch_end(unsigned long addr, unsigned long end)
-{
-	return addr + min(end - addr, DMIRROR_BATCH << PAGE_SHIFT);
-}
-
 /*
- * Move one batch between the mirror and the bounce buffer, faulting the
- * batch into the mirror when the device lacks a page or the right to
- * write it. A concurrent invalidation can undo a fault before the copy;
- * after DMIRROR_MAX_TRIES such rounds the command gives up with EBUSY.
+ * Copy one batch [addr, next) of a command ending at @end between the
+ * mirror and the bounce buffer.  Where the mirror lacks a page (or the
+ * right to write it), the device faults: one fault fills the mirror for
+ * the rest of the command, [page, end), and counts once in @faults.  A
+ * concurrent invalidation can undo a fault before the copy gets there;
+ * after DMIRROR_MAX_TRIES faults in a row without progress the command
+ * gives up with EBUSY.
  */
-static int dmirror_batch_copy(struct dmirror *dmirror, unsigned long start,
-			      unsigned long end, void *buf, bool write,
-			      u64 *faults)
+static int dmirror_copy_batch(struct dmirror *dmirror, unsigned long addr,
+			      unsigned long next, unsigned long end,
+			      void *buf, bool write, u64 *faults)
 {
-	unsigned long npages = (end - start) >> PAGE_SHIFT;
-	int tries, ret;
+	unsigned long done = 0, npages = (next - addr) >> PAGE_SHIFT;
+	unsigned int stalls = 0;
+	int ret;
 
-	for (tries = 0; tries < DMIRROR_MAX_TRIES; tries++) {
-		ret = dmirror_pt_copy(dmirror, start, npages, buf, write);
-		if (ret != -ENOENT)
-			return ret;
-		ret = dmirror_fault(dmirror, start, end, write);
+	for (;;) {
+		unsigned long n, pos = addr + (done << PAGE_SHIFT);
+
+		n = dmirror_pt_copy(dmirror, pos, npages - done,
+				    buf + (done << PAGE_SHIFT), write);
+		done += n;
+		if (done == npages)
+			return 0;
+		stalls = n ? 1 : stalls + 1;
+		if (stalls > DMIRROR_MAX_TRIES)
+			return -EBUSY;
+		ret = dmirror_fault_range(dmirror, addr + (done << PAGE_SHIFT),
+					  end, write);
 		if (ret)
 			return ret;
 		(*faults)++;
 	}
-	return -EBUSY;
 }
 
 /*
@@ -621,8 +666,10 @@ static int dmirror_read_batch(struct dmirror *dmirror, unsigned long addr,
 			      unsigned long next, struct dmirror_work *work,
 			      struct hmm_dmirror_cmd *cmd)
 {
-	return dmirror_batch_copy(dmirror, addr, next, work->bounce, false,
-				  &cmd->faults);
+	unsigned long end = cmd->addr + (cmd->npages << PAGE_SHIFT);
+
+	return dmirror_copy_batch(dmirror, addr, next, end, work->bounce,
+				  false, &cmd->faults);
 }
 
 /* HMM_DMIRROR_READ: the device reads the range into cmd->ptr. */
@@ -647,8 +694,8 @@ static int dmirror_write(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		if (copy_from_user(work->bounce, uptr + (addr - start),
 				   next - addr))
 			return -EFAULT;
-		ret = dmirror_batch_copy(dmirror, addr, next, work->bounce,
-					 true, &cmd->faults);
+		ret = dmirror_copy_batch(dmirror, addr, next, end,
+					 work->bounce, true, &cmd->faults);
 		if (ret)
 			return ret;
 		cmd->cpages += (next - addr) >> PAGE_SHIFT;
@@ -750,6 +797,53 @@ static unsigned long dmirror_count_moved(const unsigned long *src,
 }
 
 /*
+ * HMM_DMIRROR_FLAG_HOLD_LOCKED: keep this unit's pages of [start, end) (at
+ * most one batch) locked for DMIRROR_HOLD_MS while they stay mapped, as a
+ * driver whose copy engine is busy with them would, before they migrate.
+ * A CPU fault or another device meeting one of them must wait, not spin.
+ */
+static void dmirror_hold_locked(struct dmirror *dmirror, unsigned long start,
+				unsigned long end, struct dmirror_work *work)
+{
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = work->pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+	unsigned long i, n = 0, locked, npages = (end - start) >> PAGE_SHIFT;
+
+	if (dmirror_range_fault_locked(dmirror, &range))
+		return;
+	/* Still mapped (the mutex holds off invalidations): a reference sticks. */
+	for (i = 0; i < npages; i++) {
+		struct page *page;
+
+		if (!(work->pfns[i] & HMM_PFN_VALID))
+			continue;
+		page = hmm_pfn_to_page(work->pfns[i]);
+		if (dmirror_page_is_local(dmirror, page) &&
+		    folio_try_get(page_folio(page)))
+			work->pages[n++] = page;
+	}
+	mutex_unlock(&dmirror->lock);
+
+	/* Never sleep on a page lock while holding another: trylock. */
+	for (i = 0, locked = 0; i < n; i++) {
+		if (trylock_page(work->pages[i]))
+			work->pages[locked++] = work->pages[i];
+		else
+			put_page(work->pages[i]);
+	}
+	msleep(DMIRROR_HOLD_MS);
+	for (i = 0; i < locked; i++) {
+		unlock_page(work->pages[i]);
+		put_page(work->pages[i]);
+	}
+}
+
+/*
  * Migrate [cmd->addr, +npages) into this unit's memory (@to_device) or
  * this unit's pages of it back to system memory. cmd->cpages counts the
  * pages that moved.
@@ -766,6 +860,9 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 
 	if (to_device)
 		dmirror_pool_fill(mdevice, cmd->npages);
+	else if (READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_HOLD_LOCKED)
+		dmirror_hold_locked(dmirror, start,
+				    dmirror_batch_end(start, end), work);
 
 	mmap_read_lock(mm);
 	ret = dmirror_check_migratable(mm, start, end);
@@ -815,24 +912,77 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 }
 
 /*
+ * One batch of the read-back that ends MIGRATE_TO_DEV: every page of it
+ * must now be in this unit's memory, where the device finds it without a
+ * fault (hmm_range_fault() only looks).  Each page is recorded in the
+ * mirror, as the device would map it, and its data copied out.
+ */
+static int dmirror_held_batch(struct dmirror *dmirror, unsigned long addr,
+			      unsigned long next, struct dmirror_work *work,
+			      struct hmm_dmirror_cmd *cmd)
+{
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.start = addr,
+		.end = next,
+		.hmm_pfns = work->pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+	unsigned long i, npages = (next - addr) >> PAGE_SHIFT;
+	int ret;
+
+	ret = dmirror_range_fault_locked(dmirror, &range);
+	if (ret)
+		return ret;
+	for (i = 0; i < npages; i++) {
+		unsigned long pfn = work->pfns[i];
+		unsigned long bits = 0;
+		struct page *page;
+		void *old, *vaddr;
+
+		if (!(pfn & HMM_PFN_VALID) ||
+		    !dmirror_page_is_local(dmirror, hmm_pfn_to_page(pfn))) {
+			ret = -ENOENT;
+			break;
+		}
+		page = hmm_pfn_to_page(pfn);
+		if (pfn & HMM_PFN_WRITE)
+			bits |= DMIRROR_PT_WRITE;
+		old = xa_store(&dmirror->pt, (addr >> PAGE_SHIFT) + i,
+			       dmirror_pt_entry(page_to_pfn(page), bits),
+			       GFP_ATOMIC | __GFP_NOWARN);
+		if (xa_is_err(old)) {
+			ret = xa_err(old);
+			break;
+		}
+		vaddr = kmap_local_page(dmirror_data_page(page));
+		memcpy(work->bounce + i * PAGE_SIZE, vaddr, PAGE_SIZE);
+		kunmap_local(vaddr);
+	}
+	mutex_unlock(&dmirror->lock);
+	return ret;
+}
+
+/*
  * HMM_DMIRROR_MIGRATE_TO_DEV: migrate, then hand back the data of the
- * range as the device now sees it, so a test can check what moved.
+ * range as the device now holds it, so a test can check what moved.
+ * cmd->cpages is the number of pages in this unit's memory afterwards,
+ * whether they moved now or earlier; a page that is not (nothing could
+ * move it: a shared mapping, a page in another device's memory, a pinned
+ * page) fails the command with -ENOENT.  Nothing is counted in
+ * cmd->faults.
  */
 static int dmirror_migrate_to_device(struct dmirror *dmirror,
 				     struct hmm_dmirror_cmd *cmd,
 				     struct dmirror_work *work)
 {
-	struct hmm_dmirror_cmd rd = *cmd;
 	int ret;
 
 	ret = dmirror_migrate(dmirror, cmd, work, true);
 	if (ret)
 		return ret;
-	rd.cpages = 0;
-	rd.faults = 0;
-	ret = dmirror_read(dmirror, &rd, work);
-	cmd->faults = rd.faults;
-	return ret;
+	cmd->cpages = 0;
+	return dmirror_batches_out(dmirror, cmd, work, dmirror_held_batch);
 }
 
 /*
@@ -876,17 +1026,16 @@ static const struct dev_pagemap_ops dmirror_pagemap_ops = {
 };
 
 /*
- * Evict the pages in use among @npages device pfns from @first: each is
- * unmapped wherever it is mapped and replaced by a system page with its
- * data. Pages that are busy (locked by a migration in flight) are skipped.
+ * Move the @npages device pages selected in work->src (by
+ * migrate_device_range() or migrate_device_pfns()) to system pages with
+ * their data; each is unmapped wherever it was mapped and the new page
+ * mapped in its place.  Returns the number of pages moved.
  */
-static unsigned long dmirror_evict_pfns(struct dmirror_work *work,
-					unsigned long first,
-					unsigned long npages)
+static unsigned long dmirror_evict_selected(struct dmirror_work *work,
+					    unsigned long npages)
 {
 	unsigned long i, moved;
 
-	migrate_device_range(work->src, first, npages);
 	for (i = 0; i < npages; i++) {
 		struct page *spage = migrate_pfn_to_page(work->src[i]);
 		struct page *dpage;
@@ -906,22 +1055,74 @@ static unsigned long dmirror_evict_pfns(struct dmirror_work *work,
 	return moved;
 }
 
-/* One pass over every chunk of the unit; returns the pages moved. */
-static unsigned long dmirror_evict_pass(struct dmirror_device *mdevice,
-					struct dmirror_work *work)
+/* Evict a whole chunk by pfn range, DMIRROR_BATCH pages at a time. */
+static unsigned long dmirror_evict_range(struct dmirror_work *work,
+					 unsigned long first)
 {
-	unsigned long moved = 0, pfn, first;
+	unsigned long moved = 0, pfn;
+
+	for (pfn = first; pfn < first + DMIRROR_CHUNK_PAGES;
+	     pfn += DMIRROR_BATCH) {
+		migrate_device_range(work->src, pfn, DMIRROR_BATCH);
+		moved += dmirror_evict_selected(work, DMIRROR_BATCH);
+		cond_resched();
+	}
+	return moved;
+}
+
+/*
+ * Evict the pages of a chunk that look in use, named one by one to
+ * migrate_device_pfns() as a driver evicting the scattered pages of a
+ * buffer would.  work->src collects up to DMIRROR_BATCH pfns across
+ * chunks; *@n is how many it holds, flushed when full or with @flush.
+ */
+static unsigned long dmirror_evict_sparse(struct dmirror_work *work,
+					  unsigned long first,
+					  unsigned long *n, bool flush)
+{
+	unsigned long moved = 0, pfn;
+
+	for (pfn = first; !flush && pfn < first + DMIRROR_CHUNK_PAGES; pfn++) {
+		if (!page_ref_count(pfn_to_page(pfn)))
+			continue;
+		work->src[(*n)++] = pfn;
+		if (*n < DMIRROR_BATCH)
+			continue;
+		migrate_device_pfns(work->src, *n);
+		moved += dmirror_evict_selected(work, *n);
+		*n = 0;
+		cond_resched();
+	}
+	if (flush && *n) {
+		migrate_device_pfns(work->src, *n);
+		moved += dmirror_evict_selected(work, *n);
+		*n = 0;
+	}
+	return moved;
+}
+
+/*
+ * One pass over every chunk of the unit; returns the pages moved.  With
+ * @sparse (HMM_DMIRROR_RELEASE) the pages in use are named by pfn,
+ * otherwise (unload) every chunk goes by range.  Either way a page freed
+ * or allocated meanwhile is handled: selection only takes a page in use.
+ */
+static unsigned long dmirror_evict_pass(struct dmirror_device *mdevice,
+					struct dmirror_work *work, bool sparse)
+{
+	unsigned long moved = 0, first, n = 0;
 	unsigned int i;
 
 	lockdep_assert_held(&mdevice->chunk_lock);
 	for (i = 0; i < mdevice->nr_chunks; i++) {
 		first = PHYS_PFN(mdevice->chunks[i]->pgmap.range.start);
-		for (pfn = first; pfn < first + DMIRROR_CHUNK_PAGES;
-		     pfn += DMIRROR_BATCH) {
-			moved += dmirror_evict_pfns(work, pfn, DMIRROR_BATCH);
-			cond_resched();
-		}
+		if (sparse)
+			moved += dmirror_evict_sparse(work, first, &n, false);
+		else
+			moved += dmirror_evict_range(work, first);
 	}
+	if (sparse)
+		moved += dmirror_evict_sparse(work, 0, &n, true);
 	return moved;
 }
 
@@ -938,7 +1139,8 @@ static unsigned long dmirror_evict(struct dmirror_device *mdevice,
 	atomic64_inc(&mdevice->evictions);
 	mutex_lock(&mdevice->chunk_lock);
 	for (pass = 0;; pass++) {
-		unsigned long n = dmirror_evict_pass(mdevice, work);
+		unsigned long n = dmirror_evict_pass(mdevice, work,
+						     !until_empty);
 
 		moved += n;
 		if (!atomic64_read(&mdevice->pages_in_use))
@@ -1073,6 +1275,42 @@ static int dmirror_exclusive_record(struct dmirror *dmirror,
 }
 
 /*
+ * Make [start, end) device-exclusive, with the range call or (flag
+ * HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE) page by page with the newer
+ * make_device_exclusive().  Either way the result reads like the range
+ * call's: the number of slots filled in @pages, a NULL slot for a page
+ * that could not be taken, or a negative error with nothing held.
+ */
+static int dmirror_exclusive_grab(struct dmirror *dmirror, unsigned long start,
+				  unsigned long end, struct page **pages)
+{
+	unsigned long i, npages = (end - start) >> PAGE_SHIFT;
+
+	if (!(READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE))
+		return make_device_exclusive_range(dmirror->mm, start, end,
+						   pages, dmirror);
+
+	for (i = 0; i < npages; i++) {
+		struct folio *folio;
+		struct page *page;
+
+		page = make_device_exclusive(dmirror->mm, start + i * PAGE_SIZE,
+					     dmirror, &folio);
+		pages[i] = IS_ERR(page) ? NULL : page;
+		if (!IS_ERR(page) || PTR_ERR(page) == -EBUSY)
+			continue;
+		while (i--) {
+			if (!pages[i])
+				continue;
+			unlock_page(pages[i]);
+			put_page(pages[i]);
+		}
+		return PTR_ERR(page);
+	}
+	return npages;
+}
+
+/*
  * Take exclusive access to one batch and record it in the mirror; the
  * data goes to the bounce buffer. Returns -EBUSY if some page could not
  * be taken.
@@ -1099,8 +1337,7 @@ static int dmirror_exclusive_batch(struct dmirror *dmirror,
 
 		seq = mmu_interval_read_begin(&dmirror->notifier);
 		mmap_read_lock(dmirror->mm);
-		ret = make_device_exclusive_range(dmirror->mm, start, end,
-						  work->pages, dmirror);
+		ret = dmirror_exclusive_grab(dmirror, start, end, work->pages);
 		mmap_read_unlock(dmirror->mm);
 		if (ret < 0)
 			return ret;
@@ -1143,7 +1380,8 @@ static int dmirror_exclusive(struct dmirror *dmirror,
  * page of the range exclusively (a CPU access ends it page by page).
  */
 static int dmirror_check_exclusive(struct dmirror *dmirror,
-				   struct hmm_dmirror_cmd *cmd)
+				   struct hmm_dmirror_cmd *cmd,
+				   struct dmirror_work *work)
 {
 	unsigned long first = cmd->addr >> PAGE_SHIFT, index;
 	void *entry;
@@ -1226,6 +1464,7 @@ static int dmirror_check_range(struct dmirror *dmirror,
 	return 0;
 }
 
+/* HMM_DMIRROR_STATS: the device's counters, into a hmm_dmirror_stats. */
 static int dmirror_stats(struct dmirror *dmirror, void __user *uarg)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
@@ -1241,56 +1480,94 @@ static int dmirror_stats(struct dmirror *dmirror, void __user *uarg)
 	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
-/* Run one range command on a validated argument. */
-static int dmirror_range_command(struct dmirror *dmirror, unsigned int req,
-				 struct hmm_dmirror_cmd *cmd)
+/*
+ * HMM_DMIRROR_FLAGS: the flags word comes in cmd->npages.  Unknown bits
+ * are refused and change nothing.
+ */
+static int dmirror_set_flags(struct dmirror *dmirror,
+			     struct hmm_dmirror_cmd *cmd,
+			     struct dmirror_work *work)
 {
-	bool bounce = req != HMM_DMIRROR_MIGRATE_TO_SYS &&
-		      req != HMM_DMIRROR_SNAPSHOT &&
-		      req != HMM_DMIRROR_RELEASE;
-	struct dmirror_work *work;
+	if (cmd->npages & ~HMM_DMIRROR_FLAGS_ALL)
+		return -EINVAL;
+	WRITE_ONCE(dmirror->flags, cmd->npages);
+	return 0;
+}
+
+static int dmirror_migrate_to_system(struct dmirror *dmirror,
+				     struct hmm_dmirror_cmd *cmd,
+				     struct dmirror_work *work)
+{
+	return dmirror_migrate(dmirror, cmd, work, false);
+}
+
+/* What a command needs before it runs (dmirror_ioctl.needs). */
+#define DMIRROR_RANGE	BIT(0)	/* cmd.addr/npages are a range to check */
+#define DMIRROR_WORK	BIT(1)	/* scratch arrays */
+#define DMIRROR_BOUNCE	BIT(2)	/* and a bounce buffer for data */
+#define DMIRROR_MM	BIT(3)	/* a reference on the mirrored mm */
+
+/*
+ * The commands, their needs and their handlers.  Every handler but
+ * STATS's takes a struct hmm_dmirror_cmd, written back on success.
+ */
+static const struct dmirror_ioctl {
+	unsigned int	req;
+	unsigned int	needs;
+	int		(*run)(struct dmirror *dmirror,
+			       struct hmm_dmirror_cmd *cmd,
+			       struct dmirror_work *work);
+} dmirror_ioctls[] = {
+	{ HMM_DMIRROR_READ, DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
+	  dmirror_read },
+	{ HMM_DMIRROR_WRITE, DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
+	  dmirror_write },
+	{ HMM_DMIRROR_MIGRATE_TO_DEV,
+	  DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
+	  dmirror_migrate_to_device },
+	{ HMM_DMIRROR_MIGRATE_TO_SYS, DMIRROR_RANGE | DMIRROR_WORK | DMIRROR_MM,
+	  dmirror_migrate_to_system },
+	{ HMM_DMIRROR_SNAPSHOT, DMIRROR_RANGE | DMIRROR_WORK | DMIRROR_MM,
+	  dmirror_snapshot },
+	{ HMM_DMIRROR_EXCLUSIVE, DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
+	  dmirror_exclusive },
+	{ HMM_DMIRROR_CHECK_EXCLUSIVE, DMIRROR_RANGE,
+	  dmirror_check_exclusive },
+	{ HMM_DMIRROR_RELEASE, DMIRROR_RANGE | DMIRROR_WORK,
+	  dmirror_release_memory },
+	{ HMM_DMIRROR_FLAGS, 0, dmirror_set_flags },
+	{ HMM_DMIRROR_STATS, 0, NULL },
+};
+
+static const struct dmirror_ioctl *dmirror_ioctl_find(unsigned int req)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dmirror_ioctls); i++)
+		if (dmirror_ioctls[i].req == req)
+			return &dmirror_ioctls[i];
+	return NULL;
+}
+
+/* Run a command on its validated argument, with what it needs. */
+static int dmirror_run(struct dmirror *dmirror, const struct dmirror_ioctl *c,
+		       struct hmm_dmirror_cmd *cmd)
+{
+	struct dmirror_work *work = NULL;
 	int ret;
 
-	if (req == HMM_DMIRROR_CHECK_EXCLUSIVE)
-		return dmirror_check_exclusive(dmirror, cmd);
-
-	work = dmirror_work_alloc(bounce);
-	if (!work)
-		return -ENOMEM;
-	if (req == HMM_DMIRROR_RELEASE) {
-		ret = dmirror_release_memory(dmirror, cmd, work);
-		goto out;
+	if (c->needs & (DMIRROR_WORK | DMIRROR_BOUNCE)) {
+		work = dmirror_work_alloc(c->needs & DMIRROR_BOUNCE);
+		if (!work)
+			return -ENOMEM;
 	}
-
-	/* The commands below walk the mirrored mm: keep it alive. */
-	if (!mmget_not_zero(dmirror->mm)) {
+	if ((c->needs & DMIRROR_MM) && !mmget_not_zero(dmirror->mm)) {
 		ret = -EINVAL;
 		goto out;
 	}
-	switch (req) {
-	case HMM_DMIRROR_READ:
-		ret = dmirror_read(dmirror, cmd, work);
-		break;
-	case HMM_DMIRROR_WRITE:
-		ret = dmirror_write(dmirror, cmd, work);
-		break;
-	case HMM_DMIRROR_MIGRATE_TO_DEV:
-		ret = dmirror_migrate_to_device(dmirror, cmd, work);
-		break;
-	case HMM_DMIRROR_MIGRATE_TO_SYS:
-		ret = dmirror_migrate(dmirror, cmd, work, false);
-		break;
-	case HMM_DMIRROR_SNAPSHOT:
-		ret = dmirror_snapshot(dmirror, cmd, work);
-		break;
-	case HMM_DMIRROR_EXCLUSIVE:
-		ret = dmirror_exclusive(dmirror, cmd, work);
-		break;
-	default:
-		ret = -ENOTTY;
-		break;
-	}
-	mmput(dmirror->mm);
+	ret = c->run(dmirror, cmd, work);
+	if (c->needs & DMIRROR_MM)
+		mmput(dmirror->mm);
 out:
 	dmirror_work_free(work);
 	return ret;
@@ -1306,34 +1583,27 @@ static long dmirror_fops_unlocked_ioctl(struct file *filp, unsigned int req,
 {
 	struct dmirror *dmirror = filp->private_data;
 	void __user *uarg = (void __user *)arg;
+	const struct dmirror_ioctl *c;
 	struct hmm_dmirror_cmd cmd;
 	int ret;
 
-	switch (req) {
-	case HMM_DMIRROR_STATS:
-		return dmirror_stats(dmirror, uarg);
-	case HMM_DMIRROR_READ:
-	case HMM_DMIRROR_WRITE:
-	case HMM_DMIRROR_MIGRATE_TO_DEV:
-	case HMM_DMIRROR_MIGRATE_TO_SYS:
-	case HMM_DMIRROR_SNAPSHOT:
-	case HMM_DMIRROR_EXCLUSIVE:
-	case HMM_DMIRROR_CHECK_EXCLUSIVE:
-	case HMM_DMIRROR_RELEASE:
-		break;
-	default:
+	c = dmirror_ioctl_find(req);
+	if (!c)
 		return -ENOTTY;
-	}
+	if (!c->run)
+		return dmirror_stats(dmirror, uarg);
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	ret = dmirror_check_range(dmirror, &cmd);
-	if (ret)
-		return ret;
+	if (c->needs & DMIRROR_RANGE) {
+		ret = dmirror_check_range(dmirror, &cmd);
+		if (ret)
+			return ret;
+	}
 	cmd.cpages = 0;
 	cmd.faults = 0;
 
-	ret = dmirror_range_command(dmirror, req, &cmd);
+	ret = dmirror_run(dmirror, c, &cmd);
 	if (ret)
 		return ret;
 	if (copy_to_user(uarg, &cmd, sizeof(cmd)))

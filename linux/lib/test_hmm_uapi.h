@@ -7,24 +7,34 @@
  * a struct hmm_dmirror_cmd except HMM_DMIRROR_STATS.
  *
  * Commands 0x00 to 0x07 keep the numbers, layout and meaning they had in
- * Linux 6.12 so that programs built against that header run unchanged.
+ * Linux 6.12 so that programs built against that header run unchanged;
+ * 0x08 is Linux 6.19's HMM_DMIRROR_FLAGS.
  */
 #ifndef _LIB_TEST_HMM_UAPI_H
 #define _LIB_TEST_HMM_UAPI_H
 
+#include <linux/const.h>
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
 /**
  * struct hmm_dmirror_cmd - argument of the range commands
  * @addr: start of the user virtual range, page aligned
- * @ptr: user buffer of @npages pages (READ, WRITE) or of @npages bytes
- *	(SNAPSHOT, one HMM_DMIRROR_PROT_* byte per page); unused otherwise
+ * @ptr: user buffer of @npages pages (READ, WRITE, MIGRATE_TO_DEV,
+ *	EXCLUSIVE) or of @npages bytes (SNAPSHOT, one HMM_DMIRROR_PROT_* byte
+ *	per page); unused otherwise
  * @npages: number of pages in the range
- * @cpages: out: pages the command completed (read, written, migrated,
- *	made exclusive)
- * @faults: out: times the device had to fault the range in from the CPU
- *	page tables before it could complete
+ * @cpages: out: READ, WRITE, SNAPSHOT, EXCLUSIVE: pages done (all of them
+ *	on success); MIGRATE_TO_DEV: pages in the device's memory once the
+ *	migration is done, whether they moved now or earlier; MIGRATE_TO_SYS:
+ *	pages moved back now; RELEASE: pages evicted
+ * @faults: out: READ and WRITE: device faults taken, each filling the
+ *	device's page table from the CPU's for the rest of the range (1 for a
+ *	range the device had not seen, 0 for one it had); 0 for the others
+ *
+ * MIGRATE_TO_DEV fails with -ENOENT when some page of the range is not in
+ * the device's memory afterwards: nothing could move it (a shared mapping,
+ * a page in another device's memory, a pinned page).
  */
 struct hmm_dmirror_cmd {
 	__u64		addr;
@@ -47,6 +57,31 @@ struct hmm_dmirror_cmd {
 #define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
 /* Evict every page of this device's memory back to system memory. */
 #define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
+/*
+ * Set this open file's behaviour flags (Linux 6.19's command): the flags
+ * word is passed in npages, addr and ptr are not used.  Unknown bits are
+ * -EINVAL and leave the flags unchanged.
+ */
+#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
+
+/*
+ * The device's large allocations fail (device folios on the way in, system
+ * THPs on the way back), so migrations fall back to order-0 pages.  The
+ * driver makes no large allocation yet, so this changes nothing today.
+ */
+#define HMM_DMIRROR_FLAG_FAIL_ALLOC		_BITULL(0)
+/* Flags of this series, above the upstream ones. */
+/* EXCLUSIVE takes each page with make_device_exclusive() (Linux 6.15). */
+#define HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE	_BITULL(32)
+/*
+ * MIGRATE_TO_SYS first keeps this device's pages among the first 64 of
+ * the range locked for 500 ms while they stay mapped, as a driver whose
+ * copy engine is busy with them would, then migrates them.
+ */
+#define HMM_DMIRROR_FLAG_HOLD_LOCKED		_BITULL(33)
+#define HMM_DMIRROR_FLAGS_ALL	(HMM_DMIRROR_FLAG_FAIL_ALLOC |		\
+				 HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE |	\
+				 HMM_DMIRROR_FLAG_HOLD_LOCKED)
 
 /**
  * struct hmm_dmirror_stats - counters of one device (not of one open file)
@@ -68,8 +103,11 @@ struct hmm_dmirror_stats {
 	__u64		evictions;
 };
 
-/* Read this device's counters; new in this series. */
-#define HMM_DMIRROR_STATS		_IOR('H', 0x08, struct hmm_dmirror_stats)
+/*
+ * Read this device's counters; new in this series, numbered clear of the
+ * commands upstream uses (0x00 to 0x09).
+ */
+#define HMM_DMIRROR_STATS		_IOR('H', 0x40, struct hmm_dmirror_stats)
 
 /* Bytes HMM_DMIRROR_SNAPSHOT writes, one per page. */
 enum {

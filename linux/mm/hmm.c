@@ -29,13 +29,16 @@
  * caller checks it again, under the lock its invalidate callback takes,
  * before it programs the device.
  */
+#include <linux/dma-mapping.h>
 #include <linux/hmm.h>
+#include <linux/hmm-dma.h>
 #include <linux/huge_mm.h>
 #include <linux/hugetlb.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pagewalk.h>
+#include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
 #include <linux/swapops.h>
 
@@ -66,6 +69,15 @@ static unsigned long *hmm_slot(const struct hmm_range *range,
 }
 
 /*
+ * Store the result @state of one page.  The driver's sticky bits (its DMA
+ * state, see <linux/hmm-dma.h>) are carried over from what the slot held.
+ */
+static void hmm_store(unsigned long *slot, unsigned long state)
+{
+	*slot = (*slot & HMM_PFN_INOUT_FLAGS) | state;
+}
+
+/*
  * The request of one page: @in is its entry before the result overwrites
  * it.  A write request without a fault request asks for nothing.
  */
@@ -79,23 +91,23 @@ static unsigned long hmm_request(const struct hmm_range *range,
 	return req & HMM_PFN_REQ_FLAGS;
 }
 
-/* Does the CPU state @cpu leave the request @req unsatisfied? */
-static bool hmm_needs_fault(unsigned long req, unsigned long cpu)
+/* Does the CPU state @state leave the request @req unsatisfied? */
+static bool hmm_needs_fault(unsigned long req, unsigned long state)
 {
 	if (!(req & HMM_PFN_REQ_FAULT))
 		return false;
-	if (!(cpu & HMM_PFN_VALID))
+	if (!(state & HMM_PFN_VALID))
 		return true;
-	return (req & HMM_PFN_REQ_WRITE) && !(cpu & HMM_PFN_WRITE);
+	return (req & HMM_PFN_REQ_WRITE) && !(state & HMM_PFN_WRITE);
 }
 
 static bool hmm_page_needs_fault(const struct hmm_walker *w,
-				 unsigned long addr, unsigned long cpu)
+				 unsigned long addr, unsigned long state)
 {
 	if (!w->may_fault)
 		return false;
 	return hmm_needs_fault(hmm_request(w->range, *hmm_slot(w->range, addr)),
-			       cpu);
+			       state);
 }
 
 /*
@@ -110,31 +122,31 @@ static int hmm_report_error(struct hmm_walker *w, unsigned long addr,
 	for (; addr < end; addr += PAGE_SIZE, slot++) {
 		if (w->may_fault && hmm_request(w->range, *slot))
 			return -EFAULT;
-		*slot = HMM_PFN_ERROR;
+		hmm_store(slot, HMM_PFN_ERROR);
 	}
 	return 0;
 }
 
 /*
- * [addr, end) all have the CPU state @cpu; when it is valid the first page
+ * [addr, end) all have the CPU state @state; when it is valid the first page
  * is @pfn and the others follow it.  Report each page until one needs a
  * fault, then note the run of pages that need one and stop the walk.
  */
 static int hmm_report(struct hmm_walker *w, unsigned long addr,
-		      unsigned long end, unsigned long cpu, unsigned long pfn)
+		      unsigned long end, unsigned long state, unsigned long pfn)
 {
 	unsigned long *slot = hmm_slot(w->range, addr);
 
 	for (; addr < end; addr += PAGE_SIZE, slot++) {
-		if (hmm_page_needs_fault(w, addr, cpu)) {
+		if (hmm_page_needs_fault(w, addr, state)) {
 			w->fault_start = addr;
 			do {
 				addr += PAGE_SIZE;
-			} while (addr < end && hmm_page_needs_fault(w, addr, cpu));
+			} while (addr < end && hmm_page_needs_fault(w, addr, state));
 			w->fault_end = addr;
 			return HMM_WALK_FAULT;
 		}
-		*slot = (cpu & HMM_PFN_VALID) ? cpu | pfn++ : cpu;
+		hmm_store(slot, (state & HMM_PFN_VALID) ? state | pfn++ : state);
 	}
 	return 0;
 }
@@ -180,7 +192,7 @@ static unsigned long hmm_pte_state(const struct hmm_range *range, pte_t pte)
 			struct page *page = pfn_swap_entry_to_page(entry);
 
 			if (!range->dev_private_owner ||
-			    page->pgmap->owner != range->dev_private_owner)
+			    page_pgmap(page)->owner != range->dev_private_owner)
 				return 0;
 			return swp_offset_pfn(entry) | HMM_PFN_VALID |
 			       (is_writable_device_private_entry(entry) ?
@@ -215,9 +227,9 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 	int ret = 0;
 
 	for (; addr < end; addr += PAGE_SIZE, ptep++, slot++) {
-		unsigned long cpu = hmm_pte_state(range, ptep_get(ptep));
-		bool fault = cpu != HMM_PFN_ERROR &&
-			     hmm_page_needs_fault(w, addr, cpu);
+		unsigned long state = hmm_pte_state(range, ptep_get(ptep));
+		bool fault = state != HMM_PFN_ERROR &&
+			     hmm_page_needs_fault(w, addr, state);
 
 		if (ret == HMM_WALK_FAULT) {
 			/* inside a run: extend it while pages need a fault */
@@ -226,7 +238,7 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 			w->fault_end = addr + PAGE_SIZE;
 			continue;
 		}
-		if (cpu == HMM_PFN_ERROR && w->may_fault &&
+		if (state == HMM_PFN_ERROR && w->may_fault &&
 		    hmm_request(range, *slot))
 			return -EFAULT;
 		if (fault) {
@@ -235,42 +247,31 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 			ret = HMM_WALK_FAULT;
 			continue;
 		}
-		*slot = cpu;
+		hmm_store(slot, state);
 	}
 	return ret;
 }
 
 /*
- * Map the PTE table under @pmdp and report it.  The table is mapped
- * without its lock first and the lock taken after, checking that the PMD
- * still points to the same table (RCU keeps a replaced table readable until
- * pte_unmap()): unlike pte_offset_map_lock(), whose lock is conditional,
- * this keeps the locking straight-line for sparse.
+ * Map and lock the PTE table under @pmdp and report it.  A table that went
+ * away or was replaced meanwhile (pte_offset_map_lock() fails) sends the
+ * walk back to the PMD.
  */
 static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 			      unsigned long addr, unsigned long end,
 			      struct mm_walk *walk)
 {
-	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	spinlock_t *ptl;	/* of the PTE table */
 	pte_t *table;
-	int ret = 0;
+	int ret;
 
-	table = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
+	table = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
 	if (!table) {
-		/* the table went away under us: look at the PMD again */
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	/* the mapping holds rcu_read_lock() until pte_unmap(); tell sparse */
-	__acquire(RCU);
-	spin_lock(ptl);
-	if (pmd_same(pmdval, pmdp_get_lockless(pmdp)))
-		ret = hmm_scan_ptes(w, table, addr, end);
-	else
-		walk->action = ACTION_AGAIN;	/* replaced since mapped */
-	spin_unlock(ptl);
-	pte_unmap(table);
+	ret = hmm_scan_ptes(w, table, addr, end);
+	pte_unmap_unlock(table, ptl);
 	return ret;
 }
 
@@ -287,7 +288,7 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walker *w = walk->private;
-	unsigned long cpu, pfn = 0;
+	unsigned long state, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pmd_t pmd;
 	int ret;
@@ -307,10 +308,10 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 		return 0;
 	}
 	/* a migration entry reads as not mapped: a fault waits for it */
-	cpu = hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
-			     pmd_write(pmd), PMD_SHIFT - PAGE_SHIFT,
-			     pmd_pfn(pmd), addr, &pfn);
-	ret = hmm_report(w, addr, end, cpu, pfn);
+	state = hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
+			       pmd_write(pmd), PMD_SHIFT - PAGE_SHIFT,
+			       pmd_pfn(pmd), addr, &pfn);
+	ret = hmm_report(w, addr, end, state, pfn);
 	spin_unlock(ptl);
 	return ret;
 }
@@ -321,7 +322,7 @@ static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walker *w = walk->private;
-	unsigned long cpu, pfn = 0;
+	unsigned long state, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pud_t pud;
 	int ret;
@@ -336,9 +337,10 @@ static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	cpu = hmm_leaf_state(pud_present(pud), pud_write(pud),
-			     PUD_SHIFT - PAGE_SHIFT, pud_pfn(pud), addr, &pfn);
-	ret = hmm_report(w, addr, end, cpu, pfn);
+	state = hmm_leaf_state(pud_present(pud), pud_write(pud),
+			       PUD_SHIFT - PAGE_SHIFT, pud_pfn(pud), addr,
+			       &pfn);
+	ret = hmm_report(w, addr, end, state, pfn);
 	spin_unlock(ptl);
 	/* never let the walker split it */
 	walk->action = ACTION_CONTINUE;
@@ -368,7 +370,7 @@ static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
 			    struct mm_walk *walk)
 {
 	struct hstate *h = hstate_vma(walk->vma);
-	unsigned long cpu, pfn = 0;
+	unsigned long state, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	bool mapped, poisoned;
 	pte_t pte;
@@ -379,12 +381,12 @@ static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
 	mapped = !huge_pte_none(pte) && pte_present(pte);
 	poisoned = !huge_pte_none(pte) && !mapped &&
 		   is_hwpoison_entry(pte_to_swp_entry(pte));
-	cpu = hmm_leaf_state(mapped, huge_pte_write(pte), huge_page_order(h),
-			     pte_pfn(pte), addr, &pfn);
+	state = hmm_leaf_state(mapped, huge_pte_write(pte),
+			       huge_page_order(h), pte_pfn(pte), addr, &pfn);
 	if (poisoned)
 		ret = hmm_report_error(walk->private, addr, end);
 	else
-		ret = hmm_report(walk->private, addr, end, cpu, pfn);
+		ret = hmm_report(walk->private, addr, end, state, pfn);
 	spin_unlock(ptl);
 	return ret;
 }
@@ -525,6 +527,194 @@ int hmm_range_fault(struct hmm_range *range)
 	}
 }
 EXPORT_SYMBOL(hmm_range_fault);
+
+/*
+ * DMA mapping of mirrored pages (<linux/hmm-dma.h>).
+ *
+ * The DMA state of entry i is in map->pfn_list[i] itself: the sticky bits
+ * say whether it is mapped and how, map->dma_list[i] holds the address.
+ * Mapping an entry that is already mapped returns the address it has, so
+ * a driver can map a whole range again after hmm_range_fault() and only
+ * the new entries cost anything.
+ */
+
+/*
+ * The device sees the pages themselves, so no mapping may bounce through
+ * swiotlb or need cache maintenance around each access: a mirrored page
+ * changes under the device without any DMA sync call.
+ */
+static bool hmm_dma_device_ok(struct device *dev)
+{
+#ifdef CONFIG_DMA_NEED_SYNC
+	if (!dev->dma_skip_sync)
+		return false;
+#endif
+	return !dma_addressing_limited(dev);
+}
+
+/**
+ * hmm_dma_map_alloc() - allocate the arrays of a DMA-mapped mirror
+ * @dev: the device that will access the pages
+ * @map: the map to set up
+ * @nr_entries: number of entries (pages of the range)
+ * @dma_entry_size: bytes each entry maps, a power of two of at least
+ *	PAGE_SIZE
+ *
+ * Allocates map->pfn_list, which the driver passes to hmm_range_fault() as
+ * hmm_range.hmm_pfns, and the array of DMA addresses.
+ *
+ * Context: may sleep.
+ * Return: 0; -EINVAL for no entries or a bad entry size; -EOPNOTSUPP if
+ * @dev cannot map pages directly (it needs DMA syncs, or its addressing
+ * is limited so that mappings would bounce); -ENOMEM.
+ */
+int hmm_dma_map_alloc(struct device *dev, struct hmm_dma_map *map,
+		      size_t nr_entries, size_t dma_entry_size)
+{
+	if (!nr_entries || dma_entry_size < PAGE_SIZE ||
+	    !is_power_of_2(dma_entry_size))
+		return -EINVAL;
+	if (!hmm_dma_device_ok(dev))
+		return -EOPNOTSUPP;
+
+	map->dma_entry_size = dma_entry_size;
+	map->pfn_list = kvcalloc(nr_entries, sizeof(*map->pfn_list),
+				 GFP_KERNEL | __GFP_NOWARN);
+	map->dma_list = kvcalloc(nr_entries, sizeof(*map->dma_list),
+				 GFP_KERNEL | __GFP_NOWARN);
+	if (map->pfn_list && map->dma_list)
+		return 0;
+	hmm_dma_map_free(dev, map);
+	return -ENOMEM;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_alloc);
+
+/**
+ * hmm_dma_map_free() - free the arrays of a DMA-mapped mirror
+ * @dev: the device the map was allocated for
+ * @map: the map; its entries must have been unmapped
+ *
+ * Context: may sleep.
+ */
+void hmm_dma_map_free(struct device *dev, struct hmm_dma_map *map)
+{
+	kvfree(map->pfn_list);
+	kvfree(map->dma_list);
+	map->pfn_list = NULL;
+	map->dma_list = NULL;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_free);
+
+/*
+ * A peer-to-peer page: how may @dev reach it?  Returns the address for a
+ * bus-address mapping (nothing else to do), 0 to go on with an ordinary
+ * mapping through the host bridge, or DMA_MAPPING_ERROR.
+ */
+static dma_addr_t hmm_dma_map_p2p(struct device *dev, struct page *page,
+				  size_t size, unsigned long *entry,
+				  struct pci_p2pdma_map_state *state)
+{
+	struct scatterlist sg;
+
+	if (!state)
+		return DMA_MAPPING_ERROR;
+	sg_init_table(&sg, 1);
+	sg_set_page(&sg, page, size, 0);
+	switch (pci_p2pdma_map_segment(state, dev, &sg)) {
+	case PCI_P2PDMA_MAP_BUS_ADDR:
+		*entry |= HMM_PFN_P2PDMA_BUS;
+		return sg.dma_address;
+	case PCI_P2PDMA_MAP_THRU_HOST_BRIDGE:
+		*entry |= HMM_PFN_P2PDMA;
+		return 0;
+	default:
+		return DMA_MAPPING_ERROR;
+	}
+}
+
+/**
+ * hmm_dma_map_pfn() - DMA-map one entry of a mirrored range
+ * @dev: the device that will access the page
+ * @map: the map, whose pfn_list entry @idx hmm_range_fault() made valid
+ * @idx: the entry
+ * @p2pdma_state: state kept across calls for peer-to-peer pages (zeroed by
+ *	the caller before the first); may be NULL if the range cannot hold
+ *	any, and a peer-to-peer page then fails to map
+ *
+ * Maps map->dma_entry_size bytes from the entry's page for bidirectional
+ * DMA and marks the entry %HMM_PFN_DMA_MAPPED.  A peer-to-peer page behind
+ * the same PCI switch gets its bus address (%HMM_PFN_P2PDMA_BUS), one
+ * through the host bridge an ordinary mapping (%HMM_PFN_P2PDMA).  An entry
+ * that is already mapped keeps its mapping and its address is returned.
+ *
+ * Return: the DMA address, or %DMA_MAPPING_ERROR if the entry is not
+ * valid, the page cannot be reached by @dev or the mapping failed.
+ */
+dma_addr_t hmm_dma_map_pfn(struct device *dev, struct hmm_dma_map *map,
+			   size_t idx,
+			   struct pci_p2pdma_map_state *p2pdma_state)
+{
+	unsigned long *entry = &map->pfn_list[idx];
+	unsigned long attrs = 0;
+	struct page *page;
+	dma_addr_t addr;
+
+	if (!(*entry & HMM_PFN_VALID))
+		return DMA_MAPPING_ERROR;
+	if (*entry & HMM_PFN_DMA_MAPPED)
+		return map->dma_list[idx];
+
+	page = hmm_pfn_to_page(*entry);
+	if (is_pci_p2pdma_page(page)) {
+		addr = hmm_dma_map_p2p(dev, page, map->dma_entry_size, entry,
+				       p2pdma_state);
+		if (addr == DMA_MAPPING_ERROR)
+			return addr;
+		if (*entry & HMM_PFN_P2PDMA_BUS)
+			goto mapped;
+		attrs |= DMA_ATTR_SKIP_CPU_SYNC;
+	}
+	addr = dma_map_page_attrs(dev, page, 0, map->dma_entry_size,
+				  DMA_BIDIRECTIONAL, attrs);
+	if (dma_mapping_error(dev, addr)) {
+		*entry &= ~HMM_PFN_INOUT_FLAGS;
+		return DMA_MAPPING_ERROR;
+	}
+mapped:
+	map->dma_list[idx] = addr;
+	*entry |= HMM_PFN_DMA_MAPPED;
+	return addr;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_pfn);
+
+/**
+ * hmm_dma_unmap_pfn() - undo hmm_dma_map_pfn() for one entry
+ * @dev: the device the entry was mapped for
+ * @map: the map
+ * @idx: the entry
+ *
+ * Unmaps the entry if it is mapped, whatever hmm_range_fault() reported
+ * for it since, and clears its sticky bits.  A bus-address mapping has
+ * nothing to unmap.
+ *
+ * Return: true if the entry was mapped, false if there was nothing to do.
+ */
+bool hmm_dma_unmap_pfn(struct device *dev, struct hmm_dma_map *map,
+		       size_t idx)
+{
+	unsigned long *entry = &map->pfn_list[idx];
+
+	if (!(*entry & HMM_PFN_DMA_MAPPED))
+		return false;
+	if (!(*entry & HMM_PFN_P2PDMA_BUS))
+		dma_unmap_page_attrs(dev, map->dma_list[idx],
+				     map->dma_entry_size, DMA_BIDIRECTIONAL,
+				     (*entry & HMM_PFN_P2PDMA) ?
+				     DMA_ATTR_SKIP_CPU_SYNC : 0);
+	*entry &= ~HMM_PFN_INOUT_FLAGS;
+	return true;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_unmap_pfn);
 
 #ifdef CONFIG_HMM_KUNIT_TEST
 #include "tests/hmm-kunit.h"

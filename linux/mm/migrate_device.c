@@ -49,7 +49,7 @@
  * is split first.  The helpers below deal with one folio per array entry and
  * never assume order 0 beyond that, so that moving a whole THP to a compound
  * device folio can later be one more case in the walk and in
- * migrate_device_move() rather than a rewrite.
+ * mdev_move_identity() rather than a rewrite.
  */
 #include <linux/mm.h>
 #include <linux/export.h>
@@ -143,7 +143,7 @@ static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 		if (!is_device_private_entry(entry))
 			return 0;
 		page = pfn_swap_entry_to_page(entry);
-		if (!mvma_wants_device(migrate, page->pgmap,
+		if (!mvma_wants_device(migrate, page_pgmap(page),
 				       MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
 			return 0;
 		mpfn = migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE;
@@ -161,7 +161,7 @@ static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 		return 0;
 	if (is_zone_device_page(page)) {
 		if (!is_device_coherent_page(page) ||
-		    !mvma_wants_device(migrate, page->pgmap,
+		    !mvma_wants_device(migrate, page_pgmap(page),
 				       MIGRATE_VMA_SELECT_DEVICE_COHERENT))
 			return 0;
 	} else if (!(migrate->flags & MIGRATE_VMA_SELECT_SYSTEM)) {
@@ -255,7 +255,7 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 
 	/*
 	 * The mapping's reference goes; ours stays until finalize, and so
-	 * does one on the anon_vma (see migrate_device_unmap()), which this
+	 * does one on the anon_vma (see mdev_unmap()), which this
 	 * VMA keeps alive while we hold the mmap lock.
 	 */
 	anon_vma = folio_anon_vma(folio);
@@ -281,25 +281,14 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 {
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long first = addr;
-	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
 	bool flush = false;
 
-	/*
-	 * pte_offset_map_lock() spelled out (map, lock, check the PMD still
-	 * holds this table), so that sparse can follow the lock.
-	 */
-	start_pte = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
+	/* No table any more (it was freed or replaced): look again. */
+	start_pte = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return addr;
-	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
-	spin_lock(ptl);
-	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp))) {
-		spin_unlock(ptl);
-		pte_unmap(start_pte);
-		return addr;
-	}
 	arch_enter_lazy_mmu_mode();
 
 	for (ptep = start_pte; addr < end; addr += PAGE_SIZE, ptep++) {
@@ -336,8 +325,7 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 	arch_leave_lazy_mmu_mode();
 	if (flush)
 		flush_tlb_range(vma, first, addr);
-	spin_unlock(ptl);
-	pte_unmap(start_pte);
+	pte_unmap_unlock(start_pte, ptl);
 	if (vma->vm_flags & VM_LOCKED)
 		mlock_drain_local();
 	return addr;
@@ -475,29 +463,29 @@ static void mvma_collect(struct migrate_vma *migrate)
  * account for?  Anything else, a GUP pin for instance, means somebody may
  * be using the page behind our back and it must not move.
  */
-static bool migrate_device_refs_ok(struct folio *folio, bool fault_page)
+static bool mdev_refs_ok(struct folio *folio, bool fault_page)
 {
 	return folio_ref_count(folio) ==
 	       folio_expected_ref_count(folio) + 1 + fault_page;
 }
 
 /*
- * migrate_device_refs_ok(), except that a reference a per-CPU LRU batch
+ * mdev_refs_ok(), except that a reference a per-CPU LRU batch
  * holds is not taken for a pin.  Such a batch (activation, rotation at the
  * end of a write) may hold a folio that still looks on the LRU, and an idle
  * CPU keeps it until something drains it: so before refusing a system
  * folio, drain every CPU, once per call (@drained), and count again.
  */
-static bool migrate_device_unpinned(struct folio *folio, bool fault_page,
-				    bool *drained)
+static bool mdev_unpinned(struct folio *folio, bool fault_page,
+			  bool *drained)
 {
-	if (migrate_device_refs_ok(folio, fault_page))
+	if (mdev_refs_ok(folio, fault_page))
 		return true;
 	if (folio_is_zone_device(folio) || *drained)
 		return false;
 	lru_add_drain_all();
 	*drained = true;
-	return migrate_device_refs_ok(folio, fault_page);
+	return mdev_refs_ok(folio, fault_page);
 }
 
 /*
@@ -507,7 +495,7 @@ static bool migrate_device_unpinned(struct folio *folio, bool fault_page,
  * reference on the anon_vma taken at unmap time goes last, as it kept the
  * rmap walk that removed the migration entries safe.
  */
-static void migrate_device_release_src(struct folio *folio, bool to_lru)
+static void mdev_release_src(struct folio *folio, bool to_lru)
 {
 	struct anon_vma *anon_vma = folio_anon_vma(folio);
 
@@ -521,11 +509,11 @@ static void migrate_device_release_src(struct folio *folio, bool to_lru)
 }
 
 /* Map a source folio back where it was, let it go, clear its entry. */
-static void migrate_device_restore(unsigned long *mpfn, struct folio *folio,
-				   bool isolated)
+static void mdev_restore(unsigned long *mpfn, struct folio *folio,
+			 bool isolated)
 {
 	remove_migration_ptes(folio, folio, 0);
-	migrate_device_release_src(folio, isolated);
+	mdev_release_src(folio, isolated);
 	*mpfn = 0;
 }
 
@@ -541,10 +529,10 @@ static void migrate_device_restore(unsigned long *mpfn, struct folio *folio,
  * it.  The collect walk already took it (@walked); the pfn-based callers,
  * which hold no mmap lock, take it here while the folio is still mapped.
  */
-static unsigned long migrate_device_unmap(unsigned long *src_pfns,
-					  unsigned long npages,
-					  struct page *fault_page,
-					  bool walked)
+static unsigned long mdev_unmap(unsigned long *src_pfns,
+				unsigned long npages,
+				struct page *fault_page,
+				bool walked)
 {
 	unsigned long i, moving = 0;
 	bool drained = false;
@@ -578,8 +566,8 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 				drained = true;
 			}
 			if (!folio_isolate_lru(folio)) {
-				migrate_device_restore(&src_pfns[i], folio,
-						       false);
+				mdev_restore(&src_pfns[i], folio,
+					     false);
 				continue;
 			}
 			/* The isolation reference is ours from now on. */
@@ -587,7 +575,7 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 			/*
 			 * A swap write still in flight keeps the folio in the
 			 * swap cache, which device memory cannot join
-			 * (migrate_device_move()).  It ends without any lock
+			 * (mdev_move_identity()).  It ends without any lock
 			 * we hold, and none starts while we hold the folio
 			 * lock; the page stays mapped meanwhile.
 			 */
@@ -599,10 +587,10 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns,
 			try_to_migrate(folio, 0);
 
 		if (folio_mapped(folio) ||
-		    !migrate_device_unpinned(folio, page == fault_page,
-					     &drained)) {
-			migrate_device_restore(&src_pfns[i], folio,
-					       !folio_is_zone_device(folio));
+		    !mdev_unpinned(folio, page == fault_page,
+				   &drained)) {
+			mdev_restore(&src_pfns[i], folio,
+				     !folio_is_zone_device(folio));
 			continue;
 		}
 		moving++;
@@ -659,7 +647,7 @@ static int mvma_check_args(const struct migrate_vma *args)
  * MIGRATE_PFN_WRITE tells that the page was mapped writable.  The dst array
  * is cleared.  The caller then stores in dst the locked destination pages
  * (migrate_pfn() of the pfn; a page for an empty slot is mapped writable
- * when the VMA is, as in 6.12, whatever dst says) and calls
+ * when the VMA is, whatever dst says) and calls
  * migrate_vma_pages() and migrate_vma_finalize(), which must always be
  * called after a successful setup, even if nothing is copied.
  *
@@ -692,8 +680,8 @@ int migrate_vma_setup(struct migrate_vma *args)
 
 	mvma_collect(args);
 	if (args->cpages)
-		args->cpages = migrate_device_unmap(args->src, npages,
-						    args->fault_page, true);
+		args->cpages = mdev_unmap(args->src, npages,
+					  args->fault_page, true);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -712,14 +700,13 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
 	/*
-	 * 6.12 drivers (nouveau, amdkfd) give no MIGRATE_PFN_WRITE for an
-	 * empty slot: a new page is as writable as the VMA.
+	 * Drivers (nouveau, amdkfd) give no MIGRATE_PFN_WRITE for an empty
+	 * slot: a new page is as writable as the VMA.
 	 */
 	bool writable = vma->vm_flags & VM_WRITE;
 	pte_t *ptep, orig, pte;
 	bool zero = false;
 	spinlock_t *ptl;	/* of the page table */
-	pmd_t pmdval;
 	pgd_t *pgdp;
 	p4d_t *p4dp;
 	pud_t *pudp;
@@ -769,18 +756,10 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 			pte = pte_mkwrite(pte_mkdirty(pte), vma);
 	}
 
-	/*
-	 * Map without the lock, then lock and check the PMD still holds this
-	 * table (what pte_offset_map_lock() does, in a form sparse follows).
-	 */
-	pmdval = pmdp_get_lockless(pmdp);
-	ptep = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
+	ptep = pte_offset_map_lock(mm, pmdp, addr, &ptl);
 	if (!ptep)
 		return false;
-	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
-	spin_lock(ptl);
-	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp)) ||
-	    check_stable_address_space(mm) || userfaultfd_missing(vma))
+	if (check_stable_address_space(mm) || userfaultfd_missing(vma))
 		goto unlock;
 	orig = ptep_get(ptep);
 	if (pte_present(orig)) {
@@ -804,13 +783,11 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 	set_pte_at(mm, addr, ptep, pte);
 	if (pte_present(pte))
 		update_mmu_cache(vma, addr, ptep);
-	spin_unlock(ptl);
-	pte_unmap(ptep);
+	pte_unmap_unlock(ptep, ptl);
 	return true;
 
 unlock:
-	spin_unlock(ptl);
-	pte_unmap(ptep);
+	pte_unmap_unlock(ptep, ptl);
 	return false;
 }
 
@@ -818,8 +795,8 @@ unlock:
  * Move the identity of one source folio to its destination.  Both are
  * locked; the data was copied by the driver.  Returns true on success.
  */
-static bool migrate_device_move(struct folio *newfolio, struct folio *folio,
-				bool fault_page)
+static bool mdev_move_identity(struct folio *newfolio, struct folio *folio,
+			       bool fault_page)
 {
 	struct address_space *mapping = folio_mapping(folio);
 
@@ -827,9 +804,9 @@ static bool migrate_device_move(struct folio *newfolio, struct folio *folio,
 	 * Device memory only holds anonymous pages outside any cache: a
 	 * folio of the page cache cannot be replaced by a device folio
 	 * there.  An anonymous folio in the swap cache (read back from swap,
-	 * its copy there still valid) leaves the swap cache first, as 6.12
-	 * does; that fails while it is under writeback, or while a swap
-	 * entry elsewhere still refers to the copy.
+	 * its copy there still valid) leaves the swap cache first; that
+	 * fails while it is under writeback, or while a swap entry elsewhere
+	 * still refers to the copy.
 	 */
 	if (folio_is_zone_device(newfolio) && mapping) {
 		if (!folio_test_anon(folio) || !folio_free_swap(folio))
@@ -853,10 +830,10 @@ static void mvma_notify_from(struct migrate_vma *migrate, unsigned long addr,
 	mmu_notifier_invalidate_range_start(range);
 }
 
-static void __migrate_device_pages(unsigned long *src_pfns,
-				   unsigned long *dst_pfns,
-				   unsigned long npages,
-				   struct migrate_vma *migrate)
+static void mdev_pages(unsigned long *src_pfns,
+		       unsigned long *dst_pfns,
+		       unsigned long npages,
+		       struct migrate_vma *migrate)
 {
 	struct mmu_notifier_range range;
 	bool notified = false;
@@ -897,8 +874,8 @@ static void __migrate_device_pages(unsigned long *src_pfns,
 		}
 
 		fault_page = migrate && page == migrate->fault_page;
-		if (!migrate_device_move(page_folio(newpage), page_folio(page),
-					 fault_page))
+		if (!mdev_move_identity(page_folio(newpage), page_folio(page),
+					fault_page))
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 	}
 
@@ -928,8 +905,8 @@ static void __migrate_device_pages(unsigned long *src_pfns,
  */
 void migrate_vma_pages(struct migrate_vma *migrate)
 {
-	__migrate_device_pages(migrate->src, migrate->dst, migrate->npages,
-			       migrate);
+	mdev_pages(migrate->src, migrate->dst, migrate->npages,
+		   migrate);
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -947,7 +924,7 @@ EXPORT_SYMBOL(migrate_vma_pages);
 void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 			  unsigned long npages)
 {
-	__migrate_device_pages(src_pfns, dst_pfns, npages, NULL);
+	mdev_pages(src_pfns, dst_pfns, npages, NULL);
 }
 EXPORT_SYMBOL(migrate_device_pages);
 
@@ -955,9 +932,9 @@ EXPORT_SYMBOL(migrate_device_pages);
  * Step 5 of the comment at the top, for every entry: the work of
  * migrate_device_finalize() and migrate_vma_finalize().
  */
-static void migrate_device_end(const unsigned long *src_pfns,
-			       const unsigned long *dst_pfns,
-			       unsigned long npages)
+static void mdev_finalize(const unsigned long *src_pfns,
+			  const unsigned long *dst_pfns,
+			  unsigned long npages)
 {
 	unsigned long i;
 
@@ -985,8 +962,8 @@ static void migrate_device_end(const unsigned long *src_pfns,
 		folio = page_folio(page);
 		moved = newfolio && (src_pfns[i] & MIGRATE_PFN_MIGRATE);
 		remove_migration_ptes(folio, moved ? newfolio : folio, 0);
-		migrate_device_release_src(folio, !moved &&
-					   !folio_is_zone_device(folio));
+		mdev_release_src(folio, !moved &&
+				 !folio_is_zone_device(folio));
 
 		if (!newfolio)
 			continue;
@@ -1011,7 +988,7 @@ static void migrate_device_end(const unsigned long *src_pfns,
  */
 void migrate_vma_finalize(struct migrate_vma *migrate)
 {
-	migrate_device_end(migrate->src, migrate->dst, migrate->npages);
+	mdev_finalize(migrate->src, migrate->dst, migrate->npages);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1031,9 +1008,24 @@ EXPORT_SYMBOL(migrate_vma_finalize);
 void migrate_device_finalize(unsigned long *src_pfns,
 			     unsigned long *dst_pfns, unsigned long npages)
 {
-	migrate_device_end(src_pfns, dst_pfns, npages);
+	mdev_finalize(src_pfns, dst_pfns, npages);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
+
+/*
+ * Take device page @pfn for a migration by pfn: a reference and its lock,
+ * waiting for the lock (the caller holds no other).  A free page (no
+ * reference) is not selected.  Returns the page's source entry.
+ */
+static unsigned long mdev_select(unsigned long pfn)
+{
+	struct folio *folio = page_folio(pfn_to_page(pfn));
+
+	if (!folio_try_get(folio))
+		return 0;
+	folio_lock(folio);
+	return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
+}
 
 /**
  * migrate_device_range() - select a range of device memory for eviction
@@ -1060,20 +1052,38 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 {
 	unsigned long i;
 
-	for (i = 0; i < npages; i++) {
-		struct folio *folio = page_folio(pfn_to_page(start + i));
-
-		if (!folio_try_get(folio)) {
-			src_pfns[i] = 0;
-			continue;
-		}
-		folio_lock(folio);
-		src_pfns[i] = migrate_pfn(start + i) | MIGRATE_PFN_MIGRATE;
-	}
-	migrate_device_unmap(src_pfns, npages, NULL, false);
+	for (i = 0; i < npages; i++)
+		src_pfns[i] = mdev_select(start + i);
+	mdev_unmap(src_pfns, npages, NULL, false);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
+
+/**
+ * migrate_device_pfns() - select a set of device pages for eviction
+ * @src_pfns: on entry @npages pfns of device-private or device-coherent
+ *	memory, in any order and from any number of page maps; on return the
+ *	migrate pfns of the selection, as migrate_device_range() leaves them
+ * @npages: number of entries
+ *
+ * The same as migrate_device_range() for pages that are not contiguous: a
+ * driver evicting the pages of one buffer object, say, names them one by
+ * one.  Each pfn must appear once.  The migration is completed with
+ * migrate_device_pages() and migrate_device_finalize().
+ *
+ * Context: may sleep; no page of the set may be locked by the caller.
+ * Return: 0.
+ */
+int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
+{
+	unsigned long i;
+
+	for (i = 0; i < npages; i++)
+		src_pfns[i] = mdev_select(src_pfns[i]);
+	mdev_unmap(src_pfns, npages, NULL, false);
+	return 0;
+}
+EXPORT_SYMBOL(migrate_device_pfns);
 
 /**
  * migrate_device_coherent_folio() - move a DEVICE_COHERENT folio to system RAM
@@ -1099,7 +1109,7 @@ int migrate_device_coherent_folio(struct folio *folio)
 		return -EBUSY;
 	}
 	src_pfn = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_MIGRATE;
-	if (!migrate_device_unmap(&src_pfn, 1, NULL, false))
+	if (!mdev_unmap(&src_pfn, 1, NULL, false))
 		return -EBUSY;
 
 	/* The new page will be pinned: it must not be movable. */

@@ -22,6 +22,12 @@
  * @HMM_PFN_WRITE: the CPU mapping is writable; only with @HMM_PFN_VALID
  * @HMM_PFN_ERROR: the address cannot be mirrored (no VMA, PROT_NONE,
  *	VM_IO/VM_PFNMAP, a special pfn without a struct page, poison)
+ * @HMM_PFN_DMA_MAPPED: sticky: the driver has a DMA mapping for this
+ *	entry (set and cleared by hmm_dma_map_pfn() and hmm_dma_unmap_pfn())
+ * @HMM_PFN_P2PDMA: sticky: the mapping is peer-to-peer through the host
+ *	bridge
+ * @HMM_PFN_P2PDMA_BUS: sticky: the mapping is a PCI bus address, nothing
+ *	to unmap
  * @HMM_PFN_ORDER_SHIFT: position of the five-bit field giving the order
  *	of the CPU mapping the page is part of (0 for a PTE, 9 for a 2 MiB
  *	PMD on x86, ...); read it with hmm_pfn_to_map_order()
@@ -32,27 +38,42 @@
  * @HMM_PFN_FLAGS: every bit that is not part of the pfn
  *
  * Each entry of hmm_range.hmm_pfns is an unsigned long: the page frame
- * number in the low bits, the flags in the top eight.  On output an entry
+ * number in the low bits, the flags in the top eleven.  On output an entry
  * is 0 (nothing mapped and no fault was asked for), %HMM_PFN_ERROR, or a
- * pfn with %HMM_PFN_VALID and possibly %HMM_PFN_WRITE and an order.
+ * pfn with %HMM_PFN_VALID and possibly %HMM_PFN_WRITE and an order; the
+ * sticky bits (%HMM_PFN_INOUT_FLAGS) are kept as the driver left them, so
+ * an array can hold both the mirror and the driver's DMA state.
  *
  * The request bits reuse the output bit positions so that a driver can feed
- * the previous output of a range back in as input.  Their bit positions
- * are part of the 6.12 ABI between the core and drivers and must not move.
+ * the previous output of a range back in as input.  The positions of the
+ * valid, write and error bits are those of every kernel since 5.10; the
+ * order field moved down in 6.16 to make room for the sticky bits, so
+ * read it with hmm_pfn_to_map_order() and the pfn with hmm_pfn_to_page()
+ * or hmm_pfn_to_phys(), never by shifting.
  */
 enum hmm_pfn_flags {
 	/* output */
 	HMM_PFN_VALID		= 1UL << (BITS_PER_LONG - 1),
 	HMM_PFN_WRITE		= 1UL << (BITS_PER_LONG - 2),
 	HMM_PFN_ERROR		= 1UL << (BITS_PER_LONG - 3),
-	HMM_PFN_ORDER_SHIFT	= (BITS_PER_LONG - 8),
+
+	/* sticky: carried from input to output */
+	HMM_PFN_DMA_MAPPED	= 1UL << (BITS_PER_LONG - 4),
+	HMM_PFN_P2PDMA		= 1UL << (BITS_PER_LONG - 5),
+	HMM_PFN_P2PDMA_BUS	= 1UL << (BITS_PER_LONG - 6),
+
+	HMM_PFN_ORDER_SHIFT	= (BITS_PER_LONG - 11),
 
 	/* input */
 	HMM_PFN_REQ_FAULT	= HMM_PFN_VALID,
 	HMM_PFN_REQ_WRITE	= HMM_PFN_WRITE,
 
-	HMM_PFN_FLAGS		= 0xFFUL << HMM_PFN_ORDER_SHIFT,
+	HMM_PFN_FLAGS		= ~((1UL << HMM_PFN_ORDER_SHIFT) - 1),
 };
+
+/* The sticky bits hmm_range_fault() leaves as it finds them. */
+#define HMM_PFN_INOUT_FLAGS	(HMM_PFN_DMA_MAPPED | HMM_PFN_P2PDMA | \
+				 HMM_PFN_P2PDMA_BUS)
 
 /* Width of the order field; orders up to 31 fit. */
 #define HMM_PFN_ORDER_MASK	0x1FUL

@@ -127,6 +127,23 @@ struct dev_pagemap {
 	};
 };
 
+/**
+ * page_pgmap() - the page map a ZONE_DEVICE page belongs to
+ * @page: a ZONE_DEVICE page, the head or any tail page of its folio
+ *
+ * Tail pages of a large folio keep their compound head where a single
+ * page keeps its map pointer, so the map is read from the folio's head.
+ * Linux 6.15 added this accessor when it moved the pointer to the folio;
+ * drivers written for newer kernels use it instead of page->pgmap.
+ *
+ * Return: the page map.
+ */
+static inline struct dev_pagemap *page_pgmap(const struct page *page)
+{
+	VM_WARN_ON_ONCE_PAGE(!is_zone_device_page(page), page);
+	return compound_head(page)->pgmap;
+}
+
 static inline bool is_device_private_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE) || !is_zone_device_page(page))

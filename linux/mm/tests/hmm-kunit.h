@@ -14,6 +14,8 @@
 #ifndef _MM_TESTS_HMM_KUNIT_H
 #define _MM_TESTS_HMM_KUNIT_H
 
+#include <kunit/device.h>
+#include <linux/dma-direct.h>
 #include <kunit/test.h>
 
 #define HK_NPAGES	8
@@ -21,32 +23,40 @@
 
 static void hk_encoding(struct kunit *test)
 {
-	/* the bit positions 6.12 drivers were built against */
+	unsigned long order_field = HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT;
+	unsigned long fixed = HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR;
+
+	/* the bit positions every driver since 5.10 was built against */
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_VALID,
 			1UL << (BITS_PER_LONG - 1));
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_WRITE,
 			1UL << (BITS_PER_LONG - 2));
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ERROR,
 			1UL << (BITS_PER_LONG - 3));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ORDER_SHIFT,
-			(unsigned long)(BITS_PER_LONG - 8));
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_FAULT,
 			(unsigned long)HMM_PFN_VALID);
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_WRITE,
 			(unsigned long)HMM_PFN_WRITE);
+	/* 6.16's layout: the sticky bits, then the order field below them */
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_DMA_MAPPED,
+			1UL << (BITS_PER_LONG - 4));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_P2PDMA,
+			1UL << (BITS_PER_LONG - 5));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_P2PDMA_BUS,
+			1UL << (BITS_PER_LONG - 6));
+	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ORDER_SHIFT,
+			(unsigned long)(BITS_PER_LONG - 11));
 
-	/* the flags own the top byte and nothing else */
+	/* the flags own the top eleven bits and nothing else */
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_FLAGS,
-			~0UL << (BITS_PER_LONG - 8));
-	KUNIT_EXPECT_EQ(test, HMM_PFN_FLAGS & (HMM_PFN_VALID | HMM_PFN_WRITE |
-					       HMM_PFN_ERROR),
-			HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR);
-	KUNIT_EXPECT_EQ(test, HMM_PFN_FLAGS &
-			(HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT),
-			HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT);
-	/* the order field overlaps none of the three flags */
-	KUNIT_EXPECT_EQ(test, (HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT) &
-			(HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR), 0UL);
+			~0UL << (BITS_PER_LONG - 11));
+	KUNIT_EXPECT_EQ(test, HMM_PFN_FLAGS & (fixed | HMM_PFN_INOUT_FLAGS |
+					       order_field),
+			fixed | HMM_PFN_INOUT_FLAGS | order_field);
+	/* no two fields overlap */
+	KUNIT_EXPECT_EQ(test, order_field & (fixed | HMM_PFN_INOUT_FLAGS),
+			0UL);
+	KUNIT_EXPECT_EQ(test, fixed & HMM_PFN_INOUT_FLAGS, 0UL);
 	/* every pfn this architecture can have fits below the flags */
 	KUNIT_EXPECT_EQ(test, PHYS_PFN(1ULL << MAX_PHYSMEM_BITS) &
 			HMM_PFN_FLAGS, 0UL);
@@ -299,6 +309,136 @@ static void hk_bad_range(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
 }
 
+static void hk_report_keeps_sticky(struct kunit *test)
+{
+	const unsigned long F = HMM_PFN_REQ_FAULT;
+	const unsigned long D = HMM_PFN_DMA_MAPPED, P = HMM_PFN_P2PDMA;
+	const unsigned long in[HK_NPAGES] = { D, D | P, 0, HMM_PFN_P2PDMA_BUS,
+					      D | F, 0, 0, D };
+	struct hmm_range r = { .pfn_flags_mask = F };
+	unsigned long pfns[HK_NPAGES];
+	struct hmm_walker w;
+	int i;
+
+	/* a new result replaces the pfn and flags, not the sticky bits */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8),
+					 HMM_PFN_VALID, 300), 0);
+	for (i = 0; i < HK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i],
+				(in[i] & HMM_PFN_INOUT_FLAGS) | HMM_PFN_VALID |
+				(300UL + i));
+
+	/* and so does "not mapped", and an error */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(4), 0, 0), 0);
+	for (i = 0; i < 4; i++)
+		KUNIT_EXPECT_EQ(test, pfns[i], in[i] & HMM_PFN_INOUT_FLAGS);
+	KUNIT_EXPECT_EQ(test, hmm_report_error(&w, HK_PAGE(5), HK_PAGE(8)), 0);
+	KUNIT_EXPECT_EQ(test, pfns[7], D | HMM_PFN_ERROR);
+	/* a request still asks for a fault whatever the sticky bits say */
+	hk_walker(&w, &r, pfns, in);
+	KUNIT_EXPECT_EQ(test, hmm_report(&w, HK_PAGE(0), HK_PAGE(8), 0, 0),
+			HMM_WALK_FAULT);
+	KUNIT_EXPECT_EQ(test, w.fault_start, HK_PAGE(4));
+}
+
+#define HK_DMA_PAGES	4
+
+/*
+ * hmm_dma_map_*() against a real device using the direct mapping: each
+ * valid entry maps to its physical address, a mapped entry maps again to
+ * the same address, the state survives a new hmm_range_fault() result, and
+ * unmapping clears it.  Bad sizes, and a device that needs DMA syncs, are
+ * refused.
+ */
+static void hk_dma_map(struct kunit *test)
+{
+	struct page *pages[HK_DMA_PAGES] = { };
+	struct hmm_dma_map map = { };
+	struct device *dev;
+	dma_addr_t addr;
+	int i;
+
+	dev = kunit_device_register(test, "hmm-dma-kunit");
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, dev);
+	dev->dma_mask = &dev->coherent_dma_mask;
+	KUNIT_ASSERT_EQ(test, dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64)),
+			0);
+
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 0, PAGE_SIZE),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 4, 0), -EINVAL);
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 4, PAGE_SIZE / 2),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 4, 3 * PAGE_SIZE),
+			-EINVAL);
+#ifdef CONFIG_DMA_NEED_SYNC
+	dev->dma_skip_sync = false;
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 4, PAGE_SIZE),
+			-EOPNOTSUPP);
+	/* x86 DMA is cache-coherent: what a driver's probe would find */
+	dev->dma_skip_sync = true;
+#endif
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, HK_DMA_PAGES,
+						PAGE_SIZE), 0);
+	KUNIT_ASSERT_NOT_NULL(test, map.pfn_list);
+
+	for (i = 0; i < HK_DMA_PAGES; i++) {
+		pages[i] = alloc_page(GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, pages[i]);
+		/* the last entry is not valid: hmm_range_fault() found nothing */
+		if (i < HK_DMA_PAGES - 1)
+			map.pfn_list[i] = page_to_pfn(pages[i]) | HMM_PFN_VALID;
+	}
+	for (i = 0; i < HK_DMA_PAGES - 1; i++) {
+		addr = hmm_dma_map_pfn(dev, &map, i, NULL);
+		KUNIT_EXPECT_EQ(test, addr,
+				phys_to_dma(dev, page_to_phys(pages[i])));
+		KUNIT_EXPECT_TRUE(test, map.pfn_list[i] & HMM_PFN_DMA_MAPPED);
+		KUNIT_EXPECT_FALSE(test, map.pfn_list[i] & (HMM_PFN_P2PDMA |
+							  HMM_PFN_P2PDMA_BUS));
+	}
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, HK_DMA_PAGES - 1,
+					      NULL), DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_EQ(test, map.pfn_list[HK_DMA_PAGES - 1], 0UL);
+
+	/* mapping again gives the same address and changes nothing */
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 1, NULL),
+			phys_to_dma(dev, page_to_phys(pages[1])));
+
+	/* a new hmm_range_fault() result keeps the DMA state */
+	hmm_store(&map.pfn_list[2], page_to_pfn(pages[2]) | HMM_PFN_VALID |
+		  HMM_PFN_WRITE);
+	KUNIT_EXPECT_EQ(test, map.pfn_list[2], page_to_pfn(pages[2]) |
+			HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_DMA_MAPPED);
+	KUNIT_EXPECT_PTR_EQ(test, hmm_pfn_to_page(map.pfn_list[2]), pages[2]);
+	KUNIT_EXPECT_EQ(test, hmm_pfn_to_phys(map.pfn_list[2]),
+			page_to_phys(pages[2]));
+
+	/* even when the page is gone from the mirror, unmap still unmaps */
+	hmm_store(&map.pfn_list[0], 0);
+	for (i = 0; i < HK_DMA_PAGES - 1; i++) {
+		KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, i));
+		KUNIT_EXPECT_FALSE(test, map.pfn_list[i] & HMM_PFN_INOUT_FLAGS);
+		KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, i));
+	}
+	KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map,
+						   HK_DMA_PAGES - 1));
+
+	/* and a remap after the unmap maps afresh */
+	map.pfn_list[1] = page_to_pfn(pages[1]) | HMM_PFN_VALID;
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 1, NULL),
+			phys_to_dma(dev, page_to_phys(pages[1])));
+	KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, 1));
+
+	hmm_dma_map_free(dev, &map);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+	KUNIT_EXPECT_NULL(test, map.dma_list);
+	for (i = 0; i < HK_DMA_PAGES; i++)
+		__free_page(pages[i]);
+}
+
 static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE(hk_encoding),
 	KUNIT_CASE(hk_map_order),
@@ -310,6 +450,8 @@ static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE(hk_report_no_requests),
 	KUNIT_CASE(hk_report_error),
 	KUNIT_CASE(hk_bad_range),
+	KUNIT_CASE(hk_report_keeps_sticky),
+	KUNIT_CASE(hk_dma_map),
 	{}
 };
 
