@@ -29,7 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <lib/test_hmm_uapi.h>
+#include "tests/hmm-util.h"
 
 #define THP_SIZE	(2UL << 20)
 
@@ -87,25 +87,13 @@ static void *get_mem(size_t size, int thp)
 	return aligned;
 }
 
-static void fill(void *buf, size_t size)
-{
-	uint64_t *w = buf;
-	size_t i;
-
-	for (i = 0; i < size / sizeof(*w); i++)
-		w[i] = i * 0x9e3779b97f4a7c15ull;
-}
-
 static void dev(unsigned long req, void *addr, void *ptr, size_t size)
 {
-	struct hmm_dmirror_cmd cmd = {
-		.addr = (uintptr_t)addr,
-		.ptr = (uintptr_t)ptr,
-		.npages = size / page_size,
-	};
+	struct hmm_dmirror_cmd cmd;
+	int ret = dcmd(dev_fd, req, addr, ptr, size / page_size, &cmd);
 
-	if (ioctl(dev_fd, req, &cmd)) {
-		fprintf(stderr, "ioctl %#lx: %s\n", req, strerror(errno));
+	if (ret) {
+		fprintf(stderr, "ioctl %#lx: %s\n", req, strerror(-ret));
 		exit(1);
 	}
 	if (cmd.cpages != cmd.npages && req != HMM_DMIRROR_MIGRATE_TO_SYS) {
@@ -130,7 +118,7 @@ static double run(const char *w, size_t size, int thp)
 	}
 	memset(out, 1, size);
 	if (strcmp(w, "read-unpop"))
-		fill(buf, size);
+		pattern_fill(buf, size, 1);
 
 	if (!strcmp(w, "migrate-sys")) {
 		t = now_us();

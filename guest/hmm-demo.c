@@ -16,7 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include <lib/test_hmm_uapi.h>
+#include "tests/hmm-util.h"
 
 #define NPAGES	4096UL		/* 16 MiB of 4 KiB pages */
 
@@ -30,16 +30,6 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static int dev_cmd(int fd, unsigned long req, void *addr, void *ptr,
-		   unsigned long npages, struct hmm_dmirror_cmd *cmd)
-{
-	memset(cmd, 0, sizeof(*cmd));
-	cmd->addr = (uintptr_t)addr;
-	cmd->ptr = (uintptr_t)ptr;
-	cmd->npages = npages;
-	return ioctl(fd, req, cmd) ? -errno : 0;
-}
-
 /* Count the pages of the range that SNAPSHOT reports with each state. */
 static void show_snapshot(int fd, void *buf, const char *when)
 {
@@ -47,7 +37,7 @@ static void show_snapshot(int fd, void *buf, const char *when)
 	struct hmm_dmirror_cmd cmd;
 	unsigned long sys = 0, local = 0, other = 0, i;
 
-	if (!prot || dev_cmd(fd, HMM_DMIRROR_SNAPSHOT, buf, prot, NPAGES, &cmd)) {
+	if (!prot || dcmd(fd, HMM_DMIRROR_SNAPSHOT, buf, prot, NPAGES, &cmd)) {
 		printf("    snapshot failed\n");
 		free(prot);
 		return;
@@ -74,7 +64,7 @@ static void show_stats(int fd)
 {
 	struct hmm_dmirror_stats st;
 
-	if (ioctl(fd, HMM_DMIRROR_STATS, &st))
+	if (dev_stats(fd, &st))
 		return;
 	printf("    device counters: %llu faults served, %llu pages to device, %llu to system, %llu in use\n",
 	       (unsigned long long)st.faults, (unsigned long long)st.to_device,
@@ -109,7 +99,7 @@ static int demo(const char *path, int coherent)
 	printf("1. CPU fills a %zu MiB buffer: %.0f us\n", size >> 20, now_us() - t);
 
 	t = now_us();
-	failed |= ret = dev_cmd(fd, HMM_DMIRROR_READ, buf, mirror, NPAGES, &cmd);
+	failed |= ret = dcmd(fd, HMM_DMIRROR_READ, buf, mirror, NPAGES, &cmd);
 	for (i = 0; !ret && i < size / sizeof(*buf); i++)
 		bad += mirror[i] != (uint32_t)(i * 2654435761u);
 	printf("2. device reads it through its mirror (hmm_range_fault): %s, %llu pages, %lu mismatches, %.0f us\n",
@@ -117,7 +107,7 @@ static int demo(const char *path, int coherent)
 	       now_us() - t);
 
 	t = now_us();
-	failed |= ret = dev_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, NPAGES, &cmd);
+	failed |= ret = dcmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, NPAGES, &cmd);
 	printf("3. migrate to device memory (migrate_vma_*): %s, %llu pages moved, %.0f us\n",
 	       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
 	       now_us() - t);
@@ -133,7 +123,7 @@ static int demo(const char *path, int coherent)
 	show_snapshot(fd, buf, "after CPU access");
 	if (coherent) {
 		t = now_us();
-		failed |= ret = dev_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, NPAGES, &cmd);
+		failed |= ret = dcmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, NPAGES, &cmd);
 		printf("5. migrate back to system memory: %s, %llu pages moved, %.0f us\n",
 		       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
 		       now_us() - t);

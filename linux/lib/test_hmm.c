@@ -471,6 +471,26 @@ static int dmirror_range_fault_locked(struct dmirror *dmirror,
 }
 
 /*
+ * Look at [start, end) (at most one batch) as the device would find it,
+ * faulting nothing: @pfns gets hmm_range_fault()'s result, and on success
+ * the mirror's mutex is held so that the pages stay what they were until
+ * the caller drops it.
+ */
+static int dmirror_look_locked(struct dmirror *dmirror, unsigned long start,
+			       unsigned long end, unsigned long *pfns)
+{
+	struct hmm_range range = {
+		.notifier = &dmirror->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.dev_private_owner = dmirror->mdevice,
+	};
+
+	return dmirror_range_fault_locked(dmirror, &range);
+}
+
+/*
  * Fault [start, end) (at most DMIRROR_BATCH pages) in from the CPU page
  * tables, for writing if @write, and record the result in the mirror.
  *
@@ -805,16 +825,9 @@ static unsigned long dmirror_count_moved(const unsigned long *src,
 static void dmirror_hold_locked(struct dmirror *dmirror, unsigned long start,
 				unsigned long end, struct dmirror_work *work)
 {
-	struct hmm_range range = {
-		.notifier = &dmirror->notifier,
-		.start = start,
-		.end = end,
-		.hmm_pfns = work->pfns,
-		.dev_private_owner = dmirror->mdevice,
-	};
 	unsigned long i, n = 0, locked, npages = (end - start) >> PAGE_SHIFT;
 
-	if (dmirror_range_fault_locked(dmirror, &range))
+	if (dmirror_look_locked(dmirror, start, end, work->pfns))
 		return;
 	/* Still mapped (the mutex holds off invalidations): a reference sticks. */
 	for (i = 0; i < npages; i++) {
@@ -921,17 +934,10 @@ static int dmirror_held_batch(struct dmirror *dmirror, unsigned long addr,
 			      unsigned long next, struct dmirror_work *work,
 			      struct hmm_dmirror_cmd *cmd)
 {
-	struct hmm_range range = {
-		.notifier = &dmirror->notifier,
-		.start = addr,
-		.end = next,
-		.hmm_pfns = work->pfns,
-		.dev_private_owner = dmirror->mdevice,
-	};
 	unsigned long i, npages = (next - addr) >> PAGE_SHIFT;
 	int ret;
 
-	ret = dmirror_range_fault_locked(dmirror, &range);
+	ret = dmirror_look_locked(dmirror, addr, next, work->pfns);
 	if (ret)
 		return ret;
 	for (i = 0; i < npages; i++) {
@@ -1222,17 +1228,9 @@ static int dmirror_snapshot(struct dmirror *dmirror,
 	int ret;
 
 	for (addr = start; addr < end; addr = next) {
-		struct hmm_range range = {
-			.notifier = &dmirror->notifier,
-			.start = addr,
-			.hmm_pfns = work->pfns,
-			.dev_private_owner = dmirror->mdevice,
-		};
-
 		next = dmirror_batch_end(addr, end);
-		range.end = next;
 		n = (next - addr) >> PAGE_SHIFT;
-		ret = dmirror_range_fault_locked(dmirror, &range);
+		ret = dmirror_look_locked(dmirror, addr, next, work->pfns);
 		if (ret)
 			return ret;
 		for (i = 0; i < n; i++)

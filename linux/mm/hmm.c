@@ -253,25 +253,37 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 }
 
 /*
- * Map and lock the PTE table under @pmdp and report it.  A table that went
- * away or was replaced meanwhile (pte_offset_map_lock() fails) sends the
- * walk back to the PMD.
+ * Map the PTE table under @pmdp and report it.  The table is mapped
+ * without its lock first and the lock taken after, checking that the PMD
+ * still points to the same table (RCU keeps a replaced table readable until
+ * pte_unmap()): pte_offset_map_lock() spelled out, as its annotation in
+ * <linux/mm.h> tells sparse of the table lock but not of the RCU read lock
+ * the map holds, and every unlock would look unbalanced.
  */
 static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 			      unsigned long addr, unsigned long end,
 			      struct mm_walk *walk)
 {
+	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	spinlock_t *ptl;	/* of the PTE table */
 	pte_t *table;
-	int ret;
+	int ret = 0;
 
-	table = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	table = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
 	if (!table) {
+		/* the table went away under us: look at the PMD again */
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	ret = hmm_scan_ptes(w, table, addr, end);
-	pte_unmap_unlock(table, ptl);
+	/* the mapping holds rcu_read_lock() until pte_unmap(); tell sparse */
+	__acquire(RCU);
+	spin_lock(ptl);
+	if (pmd_same(pmdval, pmdp_get_lockless(pmdp)))
+		ret = hmm_scan_ptes(w, table, addr, end);
+	else
+		walk->action = ACTION_AGAIN;	/* replaced since mapped */
+	spin_unlock(ptl);
+	pte_unmap(table);
 	return ret;
 }
 

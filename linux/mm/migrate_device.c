@@ -281,14 +281,26 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 {
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long first = addr;
+	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
 	bool flush = false;
 
-	/* No table any more (it was freed or replaced): look again. */
-	start_pte = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
+	/*
+	 * pte_offset_map_lock() spelled out (map, lock, check the PMD still
+	 * holds this table): its annotation in <linux/mm.h> tells sparse of
+	 * the table lock but not of the RCU read lock the map holds until
+	 * pte_unmap(), so with it every unlock below would look unbalanced.
+	 */
+	start_pte = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return addr;
+	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
+	spin_lock(ptl);
+	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp))) {
+		pte_unmap_unlock(start_pte, ptl);
+		return addr;
+	}
 	arch_enter_lazy_mmu_mode();
 
 	for (ptep = start_pte; addr < end; addr += PAGE_SIZE, ptep++) {
@@ -707,6 +719,7 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 	pte_t *ptep, orig, pte;
 	bool zero = false;
 	spinlock_t *ptl;	/* of the page table */
+	pmd_t pmdval;
 	pgd_t *pgdp;
 	p4d_t *p4dp;
 	pud_t *pudp;
@@ -756,10 +769,15 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 			pte = pte_mkwrite(pte_mkdirty(pte), vma);
 	}
 
-	ptep = pte_offset_map_lock(mm, pmdp, addr, &ptl);
+	/* Map, lock and check the PMD: as in mvma_collect_ptes(). */
+	pmdval = pmdp_get_lockless(pmdp);
+	ptep = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
 	if (!ptep)
 		return false;
-	if (check_stable_address_space(mm) || userfaultfd_missing(vma))
+	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
+	spin_lock(ptl);
+	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp)) ||
+	    check_stable_address_space(mm) || userfaultfd_missing(vma))
 		goto unlock;
 	orig = ptep_get(ptep);
 	if (pte_present(orig)) {

@@ -26,26 +26,29 @@ static void hk_encoding(struct kunit *test)
 	unsigned long order_field = HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT;
 	unsigned long fixed = HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR;
 
-	/* the bit positions every driver since 5.10 was built against */
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_VALID,
-			1UL << (BITS_PER_LONG - 1));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_WRITE,
-			1UL << (BITS_PER_LONG - 2));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ERROR,
-			1UL << (BITS_PER_LONG - 3));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_FAULT,
-			(unsigned long)HMM_PFN_VALID);
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_REQ_WRITE,
-			(unsigned long)HMM_PFN_WRITE);
-	/* 6.16's layout: the sticky bits, then the order field below them */
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_DMA_MAPPED,
-			1UL << (BITS_PER_LONG - 4));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_P2PDMA,
-			1UL << (BITS_PER_LONG - 5));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_P2PDMA_BUS,
-			1UL << (BITS_PER_LONG - 6));
-	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_ORDER_SHIFT,
-			(unsigned long)(BITS_PER_LONG - 11));
+	/*
+	 * The valid, write and error bits where every driver since 5.10
+	 * finds them; 6.16's sticky bits and order field below them.
+	 */
+	static const struct {
+		unsigned long flag;
+		unsigned long want;
+	} bits[] = {
+		{ HMM_PFN_VALID, 1UL << (BITS_PER_LONG - 1) },
+		{ HMM_PFN_WRITE, 1UL << (BITS_PER_LONG - 2) },
+		{ HMM_PFN_ERROR, 1UL << (BITS_PER_LONG - 3) },
+		{ HMM_PFN_DMA_MAPPED, 1UL << (BITS_PER_LONG - 4) },
+		{ HMM_PFN_P2PDMA, 1UL << (BITS_PER_LONG - 5) },
+		{ HMM_PFN_P2PDMA_BUS, 1UL << (BITS_PER_LONG - 6) },
+		{ HMM_PFN_ORDER_SHIFT, BITS_PER_LONG - 11 },
+		{ HMM_PFN_REQ_FAULT, HMM_PFN_VALID },
+		{ HMM_PFN_REQ_WRITE, HMM_PFN_WRITE },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(bits); i++)
+		KUNIT_EXPECT_EQ_MSG(test, bits[i].flag, bits[i].want,
+				    "entry %u", i);
 
 	/* the flags own the top eleven bits and nothing else */
 	KUNIT_EXPECT_EQ(test, (unsigned long)HMM_PFN_FLAGS,
