@@ -641,8 +641,8 @@ static int dmirror_copy_batch(struct dmirror *dmirror, unsigned long addr,
 		stalls = n ? 1 : stalls + 1;
 		if (stalls > DMIRROR_MAX_TRIES)
 			return -EBUSY;
-		ret = dmirror_fault_range(dmirror, addr + (done << PAGE_SHIFT),
-					  end, write);
+		ret = dmirror_fault_range(dmirror, pos + (n << PAGE_SHIFT), end,
+					  write);
 		if (ret)
 			return ret;
 		(*faults)++;
@@ -1076,33 +1076,40 @@ static unsigned long dmirror_evict_range(struct dmirror_work *work,
 	return moved;
 }
 
+/* Evict the *@n pfns collected in work->src, if any, and empty it. */
+static unsigned long dmirror_evict_collected(struct dmirror_work *work,
+					     unsigned long *n)
+{
+	unsigned long moved;
+
+	if (!*n)
+		return 0;
+	migrate_device_pfns(work->src, *n);
+	moved = dmirror_evict_selected(work, *n);
+	*n = 0;
+	return moved;
+}
+
 /*
- * Evict the pages of a chunk that look in use, named one by one to
+ * Collect the pages of a chunk that look in use, to be named one by one to
  * migrate_device_pfns() as a driver evicting the scattered pages of a
- * buffer would.  work->src collects up to DMIRROR_BATCH pfns across
- * chunks; *@n is how many it holds, flushed when full or with @flush.
+ * buffer would.  work->src gathers up to DMIRROR_BATCH pfns across chunks
+ * (*@n of them), evicted whenever it is full.
  */
 static unsigned long dmirror_evict_sparse(struct dmirror_work *work,
 					  unsigned long first,
-					  unsigned long *n, bool flush)
+					  unsigned long *n)
 {
 	unsigned long moved = 0, pfn;
 
-	for (pfn = first; !flush && pfn < first + DMIRROR_CHUNK_PAGES; pfn++) {
+	for (pfn = first; pfn < first + DMIRROR_CHUNK_PAGES; pfn++) {
 		if (!page_ref_count(pfn_to_page(pfn)))
 			continue;
 		work->src[(*n)++] = pfn;
 		if (*n < DMIRROR_BATCH)
 			continue;
-		migrate_device_pfns(work->src, *n);
-		moved += dmirror_evict_selected(work, *n);
-		*n = 0;
+		moved += dmirror_evict_collected(work, n);
 		cond_resched();
-	}
-	if (flush && *n) {
-		migrate_device_pfns(work->src, *n);
-		moved += dmirror_evict_selected(work, *n);
-		*n = 0;
 	}
 	return moved;
 }
@@ -1123,13 +1130,11 @@ static unsigned long dmirror_evict_pass(struct dmirror_device *mdevice,
 	for (i = 0; i < mdevice->nr_chunks; i++) {
 		first = PHYS_PFN(mdevice->chunks[i]->pgmap.range.start);
 		if (sparse)
-			moved += dmirror_evict_sparse(work, first, &n, false);
+			moved += dmirror_evict_sparse(work, first, &n);
 		else
 			moved += dmirror_evict_range(work, first);
 	}
-	if (sparse)
-		moved += dmirror_evict_sparse(work, 0, &n, true);
-	return moved;
+	return moved + dmirror_evict_collected(work, &n);
 }
 
 /*
