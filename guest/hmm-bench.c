@@ -14,6 +14,12 @@
  *   read-unpop     device read of never-touched memory (faulting)
  *   snapshot       snapshot of populated memory (hmm_range_fault, no fault)
  *   memcpy         CPU memcpy of the same size: the bandwidth reference
+ *   fault-latency  one 2 MiB THP migrated to device memory; time one CPU
+ *                  read in its middle plus one read per page, i.e. from
+ *                  the first CPU fault until all 2 MiB are back in system
+ *                  memory, however many faults the kernel takes for that.
+ *                  THP memory only, always 2 MiB whatever -s says, one line
+ *                  per run after the other cells.
  * Memory: "4k" (MADV_NOHUGEPAGE) or "thp" (2 MiB aligned, MADV_HUGEPAGE).
  *
  * Usage: hmm-bench [-s SIZE_MiB[,SIZE...]] [-w WORKLOAD[,...]] [-m 4k|thp[,...]]
@@ -35,8 +41,9 @@
 
 static const char *const workloads[] = {
 	"migrate-sys", "migrate-fault", "read-pop", "read-unpop", "snapshot",
-	"memcpy",
+	"memcpy", "fault-latency",
 };
+
 static long page_size;
 static int dev_fd;
 
@@ -87,6 +94,44 @@ static void *get_mem(size_t size, int thp)
 	return aligned;
 }
 
+/*
+ * Exit unless the range at @p is mapped by a THP (smaps' AnonHugePages
+ * covers it): a fault-latency row timed on 4 KiB pages would be a lie.
+ */
+static void check_thp(void *p, size_t size)
+{
+	unsigned long start, end, kb;
+	int in_vma = 0, ok = 0;
+	char line[256];
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f) {
+		perror("/proc/self/smaps");
+		exit(1);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			in_vma = start <= (uintptr_t)p && (uintptr_t)p < end;
+			continue;
+		}
+		if (in_vma && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
+			ok = (kb << 10) >= size;
+			break;
+		}
+	}
+	fclose(f);
+	if (!ok) {
+		fprintf(stderr, "fault-latency: buffer at %p is not THP-backed\n", p);
+		exit(1);
+	}
+}
+
+/* One CPU read of the byte at @p that the compiler may not drop or merge. */
+static unsigned char cpu_read(const unsigned char *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 static void dev(unsigned long req, void *addr, void *ptr, size_t size)
 {
 	struct hmm_dmirror_cmd cmd;
@@ -108,7 +153,8 @@ static void dev(unsigned long req, void *addr, void *ptr, size_t size)
 static double run(const char *w, size_t size, int thp)
 {
 	void *buf = get_mem(size, thp), *out = malloc(size);
-	volatile unsigned char sink = 0;
+	const unsigned char *cpu = buf;
+	unsigned char sink = 0;
 	double t = 0;
 	size_t i;
 
@@ -129,8 +175,20 @@ static double run(const char *w, size_t size, int thp)
 		t = now_us();
 		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
 		for (i = 0; i < size; i += page_size)
-			sink += ((unsigned char *)buf)[i];
+			sink += cpu_read(cpu + i);
 		t = now_us() - t;
+	} else if (!strcmp(w, "fault-latency")) {
+		check_thp(buf, size);
+		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
+		t = now_us();
+		sink += cpu_read(cpu + size / 2);
+		for (i = 0; i < size; i += page_size)
+			sink += cpu_read(cpu + i);
+		t = now_us() - t;
+		if (pattern_bad(buf, size, 1)) {
+			fprintf(stderr, "fault-latency: data changed on the way back\n");
+			exit(1);
+		}
 	} else if (!strcmp(w, "read-pop") || !strcmp(w, "read-unpop")) {
 		t = now_us();
 		dev(HMM_DMIRROR_READ, buf, out, size);
@@ -144,7 +202,8 @@ static double run(const char *w, size_t size, int thp)
 		memcpy(out, buf, size);
 		t = now_us() - t;
 	}
-	(void)sink;
+	/* Keep the reads: their sum goes where the compiler cannot see. */
+	asm volatile("" : : "r" (sink));
 	munmap(buf, size);
 	free(out);
 	return t;
@@ -220,7 +279,8 @@ int main(int argc, char **argv)
 			mems = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,...] [-w workload,...] [-m 4k,thp]\n", argv[0]);
+			fprintf(stderr, "usage: %s [-s MiB,...] [-w workload,...] [-m 4k,thp]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -240,7 +300,8 @@ int main(int argc, char **argv)
 			if (!selected(mems, thp ? "thp" : "4k"))
 				continue;
 			for (w = 0; w < sizeof(workloads) / sizeof(*workloads); w++) {
-				if (!selected(wl, workloads[w]))
+				if (!selected(wl, workloads[w]) ||
+				    !strcmp(workloads[w], "fault-latency"))
 					continue;
 				printf("BENCH %s %s %zu %.1f\n", workloads[w],
 				       thp ? "thp" : "4k", size,
@@ -250,6 +311,11 @@ int main(int argc, char **argv)
 		}
 	}
 	free(list);
+	if (selected(wl, "fault-latency") && selected(mems, "thp")) {
+		printf("BENCH fault-latency thp %lu %.1f\n", THP_SIZE,
+		       measure("fault-latency", THP_SIZE, 1));
+		fflush(stdout);
+	}
 	close(dev_fd);
 	return 0;
 }

@@ -15,6 +15,11 @@
 # reclaim can push anonymous pages out while migrations run.
 # HMM_SWAP_OPTS adds QEMU -drive options to it, e.g. a slow disk:
 # HMM_SWAP_OPTS=,throttling.iops-total=10
+# HMM_ICOUNT=1 runs single-threaded TCG with -icount shift=0,sleep=off:
+# every guest instruction advances the guest clock by 1 ns, so guest
+# timings count instructions, not host time, and repeat to within a
+# fraction of a percent whatever else the host runs (make bench). It is
+# slower than the default multi-threaded TCG and excludes HMM_KVM=1.
 # In test and stress mode the guest runs hmm-stress in STRESS_ROUNDS rounds
 # (default in lib.sh), passed as hmm.rounds=N; HMM_BOOT_ARGS can override it.
 # Usage: boot.sh BUILDDIR MODE RESULTDIR [interactive]
@@ -40,6 +45,11 @@ append+=" panic=-1 tsc=reliable clocksource=tsc loglevel=7"
 append+=" ${HMM_BOOT_ARGS:-}"
 [[ -n ${HMM_ARGS:-} ]] && append+=" hmm.args=$HMM_ARGS"
 accel=(-accel tcg,thread=multi)
+if [[ ${HMM_ICOUNT:-0} == 1 ]]; then
+	[[ ${HMM_KVM:-0} == 1 ]] && die "HMM_ICOUNT=1 needs TCG; drop HMM_KVM=1"
+	# QEMU refuses icount with multi-threaded TCG.
+	accel=(-accel "tcg,thread=single" -icount "shift=0,sleep=off")
+fi
 [[ ${HMM_KVM:-0} == 1 ]] && accel=(-accel kvm -cpu host)
 
 qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 2 -m "$mem"

@@ -87,7 +87,8 @@
 #include "hmm-util.h"
 
 #define NDEV		4
-#define MAXP		128		/* largest buffer, in pages */
+#define SMALLP		128		/* largest small-page buffer, in pages */
+#define MAXP		512		/* a THP buffer: one 2 MiB huge page */
 #define UNKNOWN		0xffffffffu	/* page content no longer tracked */
 #define MAX_MSGS	40		/* diagnostics printed at most */
 #define HANG_SECS	180		/* grace after the deadline */
@@ -357,15 +358,37 @@ static void adopt_either(struct thr *t, enum op op, const uint32_t *newseed,
 	check_cpu(t, op, first, n);
 }
 
-static int map_buf(struct thr *t, size_t np)
+/*
+ * A new buffer of @np small pages, or (@thp) one naturally aligned huge
+ * page that THP backs once written: half the buffers are, so that huge
+ * device folios, and their splits by partial commands, munmap() and
+ * mremap(), are in the mix.
+ */
+static int map_buf(struct thr *t, size_t np, int thp)
 {
-	t->p = mmap(NULL, np * ps, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (t->p == MAP_FAILED) {
-		t->p = NULL;
-		return -errno;
+	size_t hp = MAXP * ps;
+	char *p, *a;
+
+	if (!thp) {
+		p = mmap(NULL, np * ps, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		madvise(p, np * ps, MADV_NOHUGEPAGE);
+		a = p;
+	} else {
+		np = MAXP;
+		p = mmap(NULL, 2 * hp, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		a = (char *)(((uintptr_t)p + hp - 1) & ~(uintptr_t)(hp - 1));
+		if (a > p)
+			munmap(p, a - p);
+		munmap(a + hp, p + 2 * hp - (a + hp));
+		madvise(a, hp, MADV_HUGEPAGE);
 	}
-	madvise(t->p, np * ps, MADV_NOHUGEPAGE);
+	t->p = (uint32_t *)a;
 	t->np = np;
 	t->ro = 0;
 	memset(t->seed, 0, sizeof(t->seed));
@@ -554,11 +577,11 @@ static void op_remap(struct thr *t)
 	int ret;
 
 	munmap(t->p, t->np * ps);
-	ret = map_buf(t, 1 + rnd(&t->rng) % MAXP);
+	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP, rnd(&t->rng) % 2);
 	if (ret) {
 		unexpected(t, OP_REMAP, "mmap", ret);
 		/* Keep the thread going with the smallest buffer. */
-		while (map_buf(t, 1))
+		while (map_buf(t, 1, 0))
 			usleep(10000);
 		return;
 	}
@@ -633,7 +656,7 @@ static void op_mprotect(struct thr *t)
 
 static void op_mremap(struct thr *t)
 {
-	size_t np = 1 + rnd(&t->rng) % MAXP, i;
+	size_t np = 1 + rnd(&t->rng) % SMALLP, i;
 	void *q, *to = NULL;
 
 	if (rnd(&t->rng) % 2) {
@@ -708,7 +731,7 @@ static void *thread_main(void *arg)
 
 	for (i = 0; i < NR_OPS; i++)
 		total += op_weight[i];
-	ret = map_buf(t, 1 + rnd(&t->rng) % MAXP);
+	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP, t->id % 2);
 	if (ret) {
 		unexpected(t, OP_REMAP, "first mmap", ret);
 		return NULL;

@@ -71,6 +71,12 @@
 
 /* Pages handled per step of every range command. */
 #define DMIRROR_BATCH		64UL
+/*
+ * Pages per step of a migration: a huge page, so that a naturally aligned
+ * THP fits in one step and moves as one folio.
+ */
+#define DMIRROR_MIGRATE_BATCH	(PMD_SIZE >> PAGE_SHIFT)
+#define DMIRROR_LARGE_ORDER	(PMD_SHIFT - PAGE_SHIFT)
 
 /* Device memory is mapped in chunks of this size, on demand. */
 #define DMIRROR_CHUNK_SIZE	SZ_64M
@@ -91,6 +97,12 @@
 static unsigned long dmirror_batch_end(unsigned long addr, unsigned long end)
 {
 	return addr + min(end - addr, DMIRROR_BATCH << PAGE_SHIFT);
+}
+
+/* End of the migration step at @addr: the next PMD boundary, or @end. */
+static unsigned long dmirror_migrate_end(unsigned long addr, unsigned long end)
+{
+	return min(end, ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -115,10 +127,17 @@ struct dmirror_device {
 	unsigned int		nr_chunks;
 	unsigned int		max_chunks;
 
-	/* Free device pages, chained through page->zone_device_data. */
+	/*
+	 * Free device pages, chained through page->zone_device_data, and
+	 * (private units) free huge folios of DMIRROR_LARGE_ORDER, chained
+	 * the same way through their first page.  A chunk gives its memory
+	 * to one pool or the other, for good.
+	 */
 	spinlock_t		pool_lock;
 	struct page		*pool;
 	unsigned long		pool_free;
+	struct page		*large_pool;
+	unsigned long		large_free;
 
 	atomic64_t		faults;
 	atomic64_t		to_device;
@@ -126,6 +145,10 @@ struct dmirror_device {
 	atomic64_t		pages_in_use;
 	atomic64_t		pages_total;
 	atomic64_t		evictions;
+	/* HMM_DMIRROR_FLAG_FAIL_ALLOC, last set by any open file */
+	bool			fail_alloc;
+	atomic64_t		folios_to_device[HMM_DMIRROR_STAT_ORDERS];
+	atomic64_t		folios_to_system[HMM_DMIRROR_STAT_ORDERS];
 };
 
 static dev_t dmirror_devt;
@@ -147,9 +170,23 @@ static struct dmirror_device *dmirror_page_unit(struct page *page)
  */
 static struct page *dmirror_data_page(struct page *page)
 {
-	if (is_device_private_page(page))
-		return page->zone_device_data;
-	return page;
+	struct folio *folio = page_folio(page);
+	struct page *store;
+
+	if (!is_device_private_page(page))
+		return page;
+	/* a large folio's store is as many pages, in order */
+	store = folio_zone_device_data(folio);
+	return store + folio_page_idx(folio, page);
+}
+
+/* Count a folio of @order that moved, into the device or out of it. */
+static void dmirror_count_folio(struct dmirror_device *mdevice,
+				unsigned int order, bool to_device)
+{
+	order = min_t(unsigned int, order, HMM_DMIRROR_STAT_ORDERS - 1);
+	atomic64_inc(to_device ? &mdevice->folios_to_device[order] :
+				 &mdevice->folios_to_system[order]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -164,28 +201,37 @@ struct dmirror_chunk {
 static const struct dev_pagemap_ops dmirror_pagemap_ops;
 
 static void dmirror_pool_push(struct dmirror_device *mdevice,
-			      struct page *page)
+			      struct page *page, bool large)
 {
+	struct page **pool = large ? &mdevice->large_pool : &mdevice->pool;
 	unsigned long flags;
 
 	spin_lock_irqsave(&mdevice->pool_lock, flags);
-	page->zone_device_data = mdevice->pool;
-	mdevice->pool = page;
-	mdevice->pool_free++;
+	page->zone_device_data = *pool;
+	*pool = page;
+	if (large)
+		mdevice->large_free++;
+	else
+		mdevice->pool_free++;
 	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
 }
 
-static struct page *dmirror_pool_pop(struct dmirror_device *mdevice)
+static struct page *dmirror_pool_pop(struct dmirror_device *mdevice,
+				     bool large)
 {
+	struct page **pool = large ? &mdevice->large_pool : &mdevice->pool;
 	unsigned long flags;
 	struct page *page;
 
 	spin_lock_irqsave(&mdevice->pool_lock, flags);
-	page = mdevice->pool;
+	page = *pool;
 	if (page) {
-		mdevice->pool = page->zone_device_data;
+		*pool = page->zone_device_data;
 		page->zone_device_data = NULL;
-		mdevice->pool_free--;
+		if (large)
+			mdevice->large_free--;
+		else
+			mdevice->pool_free--;
 	}
 	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
 	return page;
@@ -196,7 +242,7 @@ static struct page *dmirror_pool_pop(struct dmirror_device *mdevice)
  * Private memory takes an unused piece of the physical address space;
  * coherent memory takes the next piece of the unit's window.
  */
-static int dmirror_chunk_add(struct dmirror_device *mdevice)
+static int dmirror_chunk_add(struct dmirror_device *mdevice, bool large)
 {
 	struct dmirror_chunk *chunk;
 	unsigned long pfn, first;
@@ -243,10 +289,22 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice)
 		return PTR_ERR(ret);
 	}
 
-	/* Pushed from the top so that pages are handed out in pfn order. */
+	/*
+	 * Pushed from the top so that pages are handed out in pfn order.
+	 * Private chunks start at a multiple of their size, so huge folios
+	 * carved from them are naturally aligned.
+	 */
 	first = PHYS_PFN(chunk->pgmap.range.start);
-	for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
-		dmirror_pool_push(mdevice, pfn_to_page(pfn));
+	if (large) {
+		for (pfn = first + DMIRROR_CHUNK_PAGES;
+		     pfn >= first + DMIRROR_MIGRATE_BATCH;) {
+			pfn -= DMIRROR_MIGRATE_BATCH;
+			dmirror_pool_push(mdevice, pfn_to_page(pfn), true);
+		}
+	} else {
+		for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
+			dmirror_pool_push(mdevice, pfn_to_page(pfn), false);
+	}
 
 	mdevice->chunks[mdevice->nr_chunks++] = chunk;
 	atomic64_add(DMIRROR_CHUNK_PAGES, &mdevice->pages_total);
@@ -259,50 +317,86 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice)
  * that find no device page simply stay in system memory.
  */
 static void dmirror_pool_fill(struct dmirror_device *mdevice,
-			      unsigned long want)
+			      unsigned long want, unsigned long want_large)
 {
 	mutex_lock(&mdevice->chunk_lock);
 	while (READ_ONCE(mdevice->pool_free) < want &&
-	       !dmirror_chunk_add(mdevice))
+	       !dmirror_chunk_add(mdevice, false))
+		;
+	while (READ_ONCE(mdevice->large_free) < want_large &&
+	       !dmirror_chunk_add(mdevice, true))
 		;
 	mutex_unlock(&mdevice->chunk_lock);
 }
 
 /*
- * Take a free device page for data: returned with one reference, locked,
- * and (for private memory) with a system page behind it to hold its data.
- * The caller fills the data in.
+ * Take a free device folio for data, a page (@large false) or a huge
+ * folio: returned with one reference, locked, and (for private memory)
+ * with as many system pages behind it to hold its data.  The store is
+ * allocated as one block but split into order-0 pages at once, so that a
+ * split of the device folio can hand each page its own.  The caller fills
+ * the data in.
  */
-static struct page *dmirror_page_get(struct dmirror_device *mdevice)
+static struct folio *dmirror_folio_get(struct dmirror_device *mdevice,
+				       bool large)
 {
-	struct page *page = dmirror_pool_pop(mdevice);
+	unsigned int order = large ? DMIRROR_LARGE_ORDER : 0;
+	struct page *page = dmirror_pool_pop(mdevice, large);
+	struct folio *folio = (struct folio *)page;
+	struct page *store = NULL;
 
 	if (!page)
 		return NULL;
 	if (dmirror_is_private(mdevice)) {
-		struct page *store = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
+		store = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN |
+						 (large ? __GFP_NORETRY : 0),
+						 order);
 
 		if (!store) {
-			dmirror_pool_push(mdevice, page);
+			dmirror_pool_push(mdevice, page, large);
 			return NULL;
 		}
-		page->zone_device_data = store;
+		if (order)
+			split_page(store, order);
 	}
-	zone_device_page_init(page);
-	atomic64_inc(&mdevice->pages_in_use);
-	return page;
+	zone_device_folio_init(folio, page_pgmap(page), order);
+	folio_set_zone_device_data(folio, store);
+	atomic64_add(1L << order, &mdevice->pages_in_use);
+	return folio;
 }
 
-/* dev_pagemap_ops.page_free: the last reference to a device page is gone */
-static void dmirror_page_free(struct page *page)
+/* dev_pagemap_ops.folio_free: the last reference to a device folio is gone */
+static void dmirror_folio_free(struct folio *folio)
 {
-	struct dmirror_device *mdevice = dmirror_page_unit(page);
+	struct dmirror_device *mdevice = dmirror_page_unit(&folio->page);
+	struct page *store = folio_zone_device_data(folio);
+	long i, nr = folio_nr_pages(folio);
 
-	if (dmirror_is_private(mdevice) && page->zone_device_data)
-		__free_page(page->zone_device_data);
-	page->zone_device_data = NULL;
-	dmirror_pool_push(mdevice, page);
-	atomic64_dec(&mdevice->pages_in_use);
+	if (dmirror_is_private(mdevice) && store) {
+		for (i = 0; i < nr; i++)
+			__free_page(store + i);
+	}
+	folio_set_zone_device_data(folio, NULL);
+	atomic64_sub(nr, &mdevice->pages_in_use);
+	if (nr > 1) {
+		dmirror_pool_push(mdevice, &folio->page, true);
+		return;
+	}
+	/* a page of a huge folio split in use goes to the small pool */
+	dmirror_pool_push(mdevice, &folio->page, false);
+}
+
+/*
+ * dev_pagemap_ops.folio_split: a huge device folio was split while in
+ * use; each new folio takes its page of the store.
+ */
+static void dmirror_folio_split(struct folio *head, struct folio *tail)
+{
+	struct page *store = folio_zone_device_data(head);
+
+	if (store)
+		folio_set_zone_device_data(tail, store + (folio_pfn(tail) -
+							  folio_pfn(head)));
 }
 
 /* ------------------------------------------------------------------ */
@@ -581,8 +675,8 @@ static int dmirror_fault_range(struct dmirror *dmirror, unsigned long start,
  * buffer for its data.
  */
 struct dmirror_work {
-	unsigned long	src[DMIRROR_BATCH];
-	unsigned long	dst[DMIRROR_BATCH];
+	unsigned long	src[DMIRROR_MIGRATE_BATCH];
+	unsigned long	dst[DMIRROR_MIGRATE_BATCH];
 	struct page	*pages[DMIRROR_BATCH];
 	unsigned long	pfns[DMIRROR_BATCH];
 	u8		snap[DMIRROR_BATCH];
@@ -752,67 +846,147 @@ static int dmirror_check_migratable(struct mm_struct *mm, unsigned long start,
 
 /*
  * Give each page migrate_vma_setup() collected a device page holding a
- * copy of its data (zeroes for a page that was never populated).
+ * copy of its data (zeroes for a page that was never populated), and each
+ * compound entry (a THP, or an empty huge slot) a huge device folio.
+ * Returns false if a compound entry found no huge folio (none left, or
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC): it gets no destination and stays, for the
+ * caller to move again without compound entries.
  */
-static void dmirror_prepare_to_device(struct dmirror_device *mdevice,
+static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 				      struct migrate_vma *args)
 {
+	bool fail_large = READ_ONCE(mdevice->fail_alloc);
+	bool all = true;
 	unsigned long i;
 
 	for (i = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
-		struct page *dpage;
+		bool large = args->src[i] & MIGRATE_PFN_COMPOUND;
+		struct folio *dfolio = NULL;
+		long j, nr = 1;
 
 		args->dst[i] = 0;
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		dpage = dmirror_page_get(mdevice);
-		if (!dpage)
-			continue;
-		if (spage)
-			copy_highpage(dmirror_data_page(dpage), spage);
-		else
-			clear_highpage(dmirror_data_page(dpage));
-		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
+		if (large) {
+			nr = 1L << DMIRROR_LARGE_ORDER;
+			if (!fail_large)
+				dfolio = dmirror_folio_get(mdevice, true);
+			if (!dfolio || (spage &&
+					folio_nr_pages(page_folio(spage)) != nr)) {
+				if (dfolio) {
+					folio_unlock(dfolio);
+					folio_put(dfolio);
+				}
+				all = false;
+				continue;
+			}
+		} else {
+			dfolio = dmirror_folio_get(mdevice, false);
+			if (!dfolio)
+				continue;
+		}
+		for (j = 0; j < nr; j++) {
+			struct page *dpage = folio_page(dfolio, j);
+
+			if (spage)
+				copy_highpage(dmirror_data_page(dpage),
+					      spage + j);
+			else
+				clear_highpage(dmirror_data_page(dpage));
+		}
+		args->dst[i] = migrate_pfn(folio_pfn(dfolio)) |
+			       (large ? MIGRATE_PFN_COMPOUND : 0);
 	}
+	return all;
 }
 
 /*
  * Give each of this unit's pages migrate_vma_setup() collected a system
- * page with its data. Empty slots are collected too (the core offers to
- * populate them); they are left alone.
+ * page with its data, and each huge device folio a THP, or one page for
+ * each of its pages when no THP can be had (HMM_DMIRROR_FLAG_FAIL_ALLOC):
+ * the core then splits the device folio.  Empty slots are collected too
+ * (the core offers to populate them); they are left alone.
  */
-static void dmirror_prepare_to_system(struct migrate_vma *args)
+static void dmirror_prepare_to_system(struct dmirror_device *mdevice,
+				      struct migrate_vma *args)
 {
+	bool fail_large = READ_ONCE(mdevice->fail_alloc);
 	unsigned long i, addr;
 
 	for (i = 0, addr = args->start; i < args->npages;
 	     i++, addr += PAGE_SIZE) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
-		struct page *dpage;
+		struct folio *dfolio = NULL;
+		long j, nr = 1;
 
 		args->dst[i] = 0;
 		if (!spage || !(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, args->vma, addr);
-		if (!dpage)
-			continue;
-		lock_page(dpage);
-		copy_highpage(dpage, dmirror_data_page(spage));
-		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
+		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
+			nr = folio_nr_pages(page_folio(spage));
+			if (!fail_large)
+				dfolio = vma_alloc_folio(GFP_TRANSHUGE_LIGHT,
+							 folio_order(page_folio(spage)),
+							 args->vma, addr, true);
+			if (!dfolio) {
+				/* one page each: the core splits the source */
+				for (j = 0; j < nr; j++) {
+					struct page *dpage;
+
+					dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE,
+							       args->vma,
+							       addr + j * PAGE_SIZE);
+					if (!dpage)
+						continue;
+					lock_page(dpage);
+					copy_highpage(dpage,
+						      dmirror_data_page(spage + j));
+					args->dst[i + j] = migrate_pfn(page_to_pfn(dpage));
+				}
+				i += nr - 1;
+				addr += (nr - 1) * PAGE_SIZE;
+				continue;
+			}
+		} else {
+			struct page *dpage;
+
+			dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, args->vma,
+					       addr);
+			if (!dpage)
+				continue;
+			dfolio = page_folio(dpage);
+		}
+		folio_lock(dfolio);
+		for (j = 0; j < nr; j++)
+			copy_highpage(folio_page(dfolio, j),
+				      dmirror_data_page(spage + j));
+		args->dst[i] = migrate_pfn(folio_pfn(dfolio)) |
+			       (nr > 1 ? MIGRATE_PFN_COMPOUND : 0);
 	}
 }
 
-/* Pages of a finished migrate_vma_pages() that really moved. */
-static unsigned long dmirror_count_moved(const unsigned long *src,
+/*
+ * Pages of a finished migrate_vma_pages() that really moved, each folio
+ * counted in @mdevice's per-order counters.
+ */
+static unsigned long dmirror_count_moved(struct dmirror_device *mdevice,
+					 const unsigned long *src,
 					 const unsigned long *dst,
-					 unsigned long npages)
+					 unsigned long npages, bool to_device)
 {
 	unsigned long i, moved = 0;
 
-	for (i = 0; i < npages; i++)
-		if ((src[i] & MIGRATE_PFN_MIGRATE) && dst[i])
-			moved++;
+	for (i = 0; i < npages; i++) {
+		struct page *dpage = migrate_pfn_to_page(dst[i]);
+		unsigned int order;
+
+		if (!(src[i] & MIGRATE_PFN_MIGRATE) || !dpage)
+			continue;
+		order = folio_order(page_folio(dpage));
+		moved += 1UL << order;
+		dmirror_count_folio(mdevice, order, to_device);
+	}
 	return moved;
 }
 
@@ -857,9 +1031,51 @@ static void dmirror_hold_locked(struct dmirror *dmirror, unsigned long start,
 }
 
 /*
+ * One migration step over [@addr, @next) of @vma, with @flags.  Returns
+ * the pages moved, or a negative error from migrate_vma_setup(); *@retry
+ * is set when a compound entry stayed for want of a huge device folio.
+ */
+static long dmirror_migrate_step(struct dmirror_device *mdevice,
+				 struct dmirror_work *work,
+				 struct vm_area_struct *vma, unsigned long addr,
+				 unsigned long next, unsigned long flags,
+				 bool *retry)
+{
+	bool to_device = flags & MIGRATE_VMA_SELECT_SYSTEM;
+	struct migrate_vma args = {
+		.vma = vma,
+		.src = work->src,
+		.dst = work->dst,
+		.start = addr,
+		.end = next,
+		.pgmap_owner = mdevice,
+		.flags = flags,
+	};
+	unsigned long moved;
+	int ret;
+
+	ret = migrate_vma_setup(&args);
+	if (ret)
+		return ret;
+	if (to_device)
+		*retry = !dmirror_prepare_to_device(mdevice, &args);
+	else
+		dmirror_prepare_to_system(mdevice, &args);
+	migrate_vma_pages(&args);
+	moved = dmirror_count_moved(mdevice, args.src, args.dst, args.npages,
+				    to_device);
+	migrate_vma_finalize(&args);
+	atomic64_add(moved, to_device ? &mdevice->to_device :
+					&mdevice->to_system);
+	return moved;
+}
+
+/*
  * Migrate [cmd->addr, +npages) into this unit's memory (@to_device) or
  * this unit's pages of it back to system memory. cmd->cpages counts the
- * pages that moved.
+ * pages that moved.  A private unit moves THPs whole into huge device
+ * folios (MIGRATE_VMA_SELECT_COMPOUND); a step where that fails is done
+ * again page by page.
  */
 static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			   struct dmirror_work *work, bool to_device)
@@ -867,12 +1083,15 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 	struct dmirror_device *mdevice = dmirror->mdevice;
 	unsigned long start = cmd->addr;
 	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	bool large = dmirror_is_private(mdevice);
 	struct mm_struct *mm = dmirror->mm;
 	unsigned long addr, next;
 	int ret;
 
 	if (to_device)
-		dmirror_pool_fill(mdevice, cmd->npages);
+		dmirror_pool_fill(mdevice, cmd->npages,
+				  large && !READ_ONCE(mdevice->fail_alloc) ?
+				  cmd->npages / DMIRROR_MIGRATE_BATCH : 0);
 	else if (READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_HOLD_LOCKED)
 		dmirror_hold_locked(dmirror, start,
 				    dmirror_batch_end(start, end), work);
@@ -881,42 +1100,37 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 	ret = dmirror_check_migratable(mm, start, end);
 	for (addr = start; !ret && addr < end; addr = next) {
 		struct vm_area_struct *vma = vma_lookup(mm, addr);
-		struct migrate_vma args = {
-			.vma = vma,
-			.src = work->src,
-			.dst = work->dst,
-			.start = addr,
-			.pgmap_owner = mdevice,
-		};
-		unsigned long moved;
+		unsigned long flags;
+		bool retry = false;
+		long moved;
 
 		if (!vma) {
 			ret = -EINVAL;
 			break;
 		}
-		next = min(dmirror_batch_end(addr, end), vma->vm_end);
-		args.end = next;
+		next = min(dmirror_migrate_end(addr, end), vma->vm_end);
 		if (to_device)
-			args.flags = MIGRATE_VMA_SELECT_SYSTEM;
-		else if (dmirror_is_private(mdevice))
-			args.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+			flags = MIGRATE_VMA_SELECT_SYSTEM;
+		else if (large)
+			flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
 		else
-			args.flags = MIGRATE_VMA_SELECT_DEVICE_COHERENT;
+			flags = MIGRATE_VMA_SELECT_DEVICE_COHERENT;
+		if (large)
+			flags |= MIGRATE_VMA_SELECT_COMPOUND;
 
-		ret = migrate_vma_setup(&args);
-		if (ret)
+		moved = dmirror_migrate_step(mdevice, work, vma, addr, next,
+					     flags, &retry);
+		if (moved >= 0 && retry) {
+			cmd->cpages += moved;
+			flags &= ~MIGRATE_VMA_SELECT_COMPOUND;
+			moved = dmirror_migrate_step(mdevice, work, vma, addr,
+						     next, flags, &retry);
+		}
+		if (moved < 0) {
+			ret = moved;
 			break;
-		if (to_device)
-			dmirror_prepare_to_device(mdevice, &args);
-		else
-			dmirror_prepare_to_system(&args);
-		migrate_vma_pages(&args);
-		moved = dmirror_count_moved(args.src, args.dst, args.npages);
-		migrate_vma_finalize(&args);
-
+		}
 		cmd->cpages += moved;
-		atomic64_add(moved, to_device ? &mdevice->to_device :
-						&mdevice->to_system);
 		if (fatal_signal_pending(current))
 			ret = -EINTR;
 	}
@@ -993,41 +1207,74 @@ static int dmirror_migrate_to_device(struct dmirror *dmirror,
 
 /*
  * dev_pagemap_ops.migrate_to_ram: the CPU touched one of our private
- * pages. Bring that page (only) back to system memory.
+ * pages.  Bring its folio back to system memory: a huge folio whole when
+ * it is mapped whole, in order, where the fault is (else the core splits
+ * it and only the page touched comes back), a page alone.
  */
 static vm_fault_t dmirror_devmem_fault(struct vm_fault *vmf)
 {
 	struct dmirror_device *mdevice = dmirror_page_unit(vmf->page);
-	unsigned long src = 0, dst = 0;
+	struct folio *folio = page_folio(vmf->page);
+	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long small[2] = { 0, 0 }, *arrays = small;
 	struct migrate_vma args = {
 		.vma = vmf->vma,
-		.start = vmf->address & PAGE_MASK,
-		.end = (vmf->address & PAGE_MASK) + PAGE_SIZE,
-		.src = &src,
-		.dst = &dst,
+		.start = addr,
+		.end = addr + PAGE_SIZE,
 		.pgmap_owner = mdevice,
 		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page = vmf->page,
 	};
 	vm_fault_t ret = 0;
+	unsigned long moved, i;
 
-	if (migrate_vma_setup(&args))
-		return VM_FAULT_SIGBUS;
+	if (folio_test_large(folio)) {
+		unsigned long first = addr - (folio_page_idx(folio, vmf->page)
+					      << PAGE_SHIFT);
+		unsigned long last = first + folio_size(folio);
 
-	dmirror_prepare_to_system(&args);
-	if (migrate_pfn_to_page(src) && (src & MIGRATE_PFN_MIGRATE) && !dst)
-		ret = VM_FAULT_OOM;
+		if (first >= vmf->vma->vm_start && last <= vmf->vma->vm_end &&
+		    IS_ALIGNED(first, folio_size(folio)))
+			arrays = kcalloc(2 * folio_nr_pages(folio),
+					 sizeof(*arrays), GFP_KERNEL);
+		if (!arrays) {
+			arrays = small;
+		} else if (arrays != small) {
+			args.start = first;
+			args.end = last;
+			args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
+		}
+	}
+	args.src = arrays;
+	args.dst = arrays + ((args.end - args.start) >> PAGE_SHIFT);
+
+	if (migrate_vma_setup(&args)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+	dmirror_prepare_to_system(mdevice, &args);
+	for (i = 0; i < args.npages; i++)
+		if (migrate_pfn_to_page(args.src[i]) &&
+		    (args.src[i] & MIGRATE_PFN_MIGRATE) && !args.dst[i] &&
+		    !(args.src[i] & MIGRATE_PFN_COMPOUND))
+			ret = VM_FAULT_OOM;
 	migrate_vma_pages(&args);
-	if (dmirror_count_moved(&src, &dst, 1)) {
+	moved = dmirror_count_moved(mdevice, args.src, args.dst, args.npages,
+				    false);
+	if (moved) {
 		atomic64_inc(&mdevice->faults);
-		atomic64_inc(&mdevice->to_system);
+		atomic64_add(moved, &mdevice->to_system);
 	}
 	migrate_vma_finalize(&args);
+out:
+	if (arrays != small)
+		kfree(arrays);
 	return ret;
 }
 
 static const struct dev_pagemap_ops dmirror_pagemap_ops = {
-	.page_free	= dmirror_page_free,
+	.folio_free	= dmirror_folio_free,
+	.folio_split	= dmirror_folio_split,
 	.migrate_to_ram	= dmirror_devmem_fault,
 };
 
@@ -1035,49 +1282,83 @@ static const struct dev_pagemap_ops dmirror_pagemap_ops = {
  * Move the @npages device pages selected in work->src (by
  * migrate_device_range() or migrate_device_pfns()) to system pages with
  * their data; each is unmapped wherever it was mapped and the new page
- * mapped in its place.  Returns the number of pages moved.
+ * mapped in its place.  A huge device folio goes to a THP or, failing
+ * that and only when the entries are a range (@range: the entries of its
+ * other pages follow it), to one page per page, the core splitting it.
+ * Returns the number of pages moved.
  */
-static unsigned long dmirror_evict_selected(struct dmirror_work *work,
-					    unsigned long npages)
+static unsigned long dmirror_evict_selected(struct dmirror_device *mdevice,
+					    struct dmirror_work *work,
+					    unsigned long npages, bool range)
 {
-	unsigned long i, moved;
+	bool fail_large = READ_ONCE(mdevice->fail_alloc);
+	unsigned long i, j, moved;
 
+	for (i = 0; i < npages; i++)
+		work->dst[i] = 0;
 	for (i = 0; i < npages; i++) {
 		struct page *spage = migrate_pfn_to_page(work->src[i]);
-		struct page *dpage;
+		struct folio *dfolio = NULL;
+		unsigned long nr = 1;
 
-		work->dst[i] = 0;
 		if (!spage || !(work->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
+		if (work->src[i] & MIGRATE_PFN_COMPOUND) {
+			nr = folio_nr_pages(page_folio(spage));
+			if (!fail_large)
+				dfolio = folio_alloc(GFP_HIGHUSER_MOVABLE |
+						     __GFP_NOWARN,
+						     folio_order(page_folio(spage)));
+			if (!dfolio && !range)
+				continue;
+		}
+		if (dfolio) {
+			folio_lock(dfolio);
+			for (j = 0; j < nr; j++)
+				copy_highpage(folio_page(dfolio, j),
+					      dmirror_data_page(spage + j));
+			work->dst[i] = migrate_pfn(folio_pfn(dfolio)) |
+				       MIGRATE_PFN_COMPOUND;
+			continue;
+		}
 		/* Eviction must not lose data, so it waits for memory. */
-		dpage = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
-		lock_page(dpage);
-		copy_highpage(dpage, dmirror_data_page(spage));
-		work->dst[i] = migrate_pfn(page_to_pfn(dpage));
+		for (j = 0; j < nr && i + j < npages; j++) {
+			struct page *dpage;
+
+			dpage = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
+			lock_page(dpage);
+			copy_highpage(dpage, dmirror_data_page(spage + j));
+			work->dst[i + j] = migrate_pfn(page_to_pfn(dpage));
+		}
+		i += nr - 1;
 	}
 	migrate_device_pages(work->src, work->dst, npages);
-	moved = dmirror_count_moved(work->src, work->dst, npages);
+	moved = dmirror_count_moved(mdevice, work->src, work->dst, npages,
+				    false);
 	migrate_device_finalize(work->src, work->dst, npages);
 	return moved;
 }
 
-/* Evict a whole chunk by pfn range, DMIRROR_BATCH pages at a time. */
-static unsigned long dmirror_evict_range(struct dmirror_work *work,
+/* Evict a whole chunk by pfn range, a huge page's worth at a time. */
+static unsigned long dmirror_evict_range(struct dmirror_device *mdevice,
+					 struct dmirror_work *work,
 					 unsigned long first)
 {
 	unsigned long moved = 0, pfn;
 
 	for (pfn = first; pfn < first + DMIRROR_CHUNK_PAGES;
-	     pfn += DMIRROR_BATCH) {
-		migrate_device_range(work->src, pfn, DMIRROR_BATCH);
-		moved += dmirror_evict_selected(work, DMIRROR_BATCH);
+	     pfn += DMIRROR_MIGRATE_BATCH) {
+		migrate_device_range(work->src, pfn, DMIRROR_MIGRATE_BATCH);
+		moved += dmirror_evict_selected(mdevice, work,
+						DMIRROR_MIGRATE_BATCH, true);
 		cond_resched();
 	}
 	return moved;
 }
 
 /* Evict the *@n pfns collected in work->src, if any, and empty it. */
-static unsigned long dmirror_evict_collected(struct dmirror_work *work,
+static unsigned long dmirror_evict_collected(struct dmirror_device *mdevice,
+					     struct dmirror_work *work,
 					     unsigned long *n)
 {
 	unsigned long moved;
@@ -1085,7 +1366,7 @@ static unsigned long dmirror_evict_collected(struct dmirror_work *work,
 	if (!*n)
 		return 0;
 	migrate_device_pfns(work->src, *n);
-	moved = dmirror_evict_selected(work, *n);
+	moved = dmirror_evict_selected(mdevice, work, *n, false);
 	*n = 0;
 	return moved;
 }
@@ -1096,7 +1377,8 @@ static unsigned long dmirror_evict_collected(struct dmirror_work *work,
  * buffer would.  work->src gathers up to DMIRROR_BATCH pfns across chunks
  * (*@n of them), evicted whenever it is full.
  */
-static unsigned long dmirror_evict_sparse(struct dmirror_work *work,
+static unsigned long dmirror_evict_sparse(struct dmirror_device *mdevice,
+					  struct dmirror_work *work,
 					  unsigned long first,
 					  unsigned long *n)
 {
@@ -1108,7 +1390,7 @@ static unsigned long dmirror_evict_sparse(struct dmirror_work *work,
 		work->src[(*n)++] = pfn;
 		if (*n < DMIRROR_BATCH)
 			continue;
-		moved += dmirror_evict_collected(work, n);
+		moved += dmirror_evict_collected(mdevice, work, n);
 		cond_resched();
 	}
 	return moved;
@@ -1130,11 +1412,11 @@ static unsigned long dmirror_evict_pass(struct dmirror_device *mdevice,
 	for (i = 0; i < mdevice->nr_chunks; i++) {
 		first = PHYS_PFN(mdevice->chunks[i]->pgmap.range.start);
 		if (sparse)
-			moved += dmirror_evict_sparse(work, first, &n);
+			moved += dmirror_evict_sparse(mdevice, work, first, &n);
 		else
-			moved += dmirror_evict_range(work, first);
+			moved += dmirror_evict_range(mdevice, work, first);
 	}
-	return moved + dmirror_evict_collected(work, &n);
+	return moved + dmirror_evict_collected(mdevice, work, &n);
 }
 
 /*
@@ -1479,7 +1761,14 @@ static int dmirror_stats(struct dmirror *dmirror, void __user *uarg)
 		.pages_total = atomic64_read(&mdevice->pages_total),
 		.evictions = atomic64_read(&mdevice->evictions),
 	};
+	unsigned int i;
 
+	for (i = 0; i < HMM_DMIRROR_STAT_ORDERS; i++) {
+		st.folios_to_device[i] =
+			atomic64_read(&mdevice->folios_to_device[i]);
+		st.folios_to_system[i] =
+			atomic64_read(&mdevice->folios_to_system[i]);
+	}
 	return copy_to_user(uarg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
@@ -1494,6 +1783,9 @@ static int dmirror_set_flags(struct dmirror *dmirror,
 	if (cmd->npages & ~HMM_DMIRROR_FLAGS_ALL)
 		return -EINVAL;
 	WRITE_ONCE(dmirror->flags, cmd->npages);
+	/* CPU faults and eviction know the device, not the file */
+	WRITE_ONCE(dmirror->mdevice->fail_alloc,
+		   !!(cmd->npages & HMM_DMIRROR_FLAG_FAIL_ALLOC));
 	return 0;
 }
 

@@ -91,9 +91,14 @@ struct hmm_dmirror_cmd {
  * @pages_in_use: device pages currently handed out to data
  * @pages_total: device pages the device has mapped with memremap_pages()
  * @evictions: eviction passes run (HMM_DMIRROR_RELEASE, module unload)
+ * @folios_to_device: folios migrated into this device's memory, by order
+ *	(order 0 for single pages; a large folio moved whole counts once, at
+ *	its order; pages of a split folio count at order 0)
+ * @folios_to_system: folios migrated out of it, by order
  *
  * Counters only grow, except @pages_in_use and @pages_total.
  */
+#define HMM_DMIRROR_STAT_ORDERS		10
 struct hmm_dmirror_stats {
 	__u64		faults;
 	__u64		to_device;
@@ -101,6 +106,8 @@ struct hmm_dmirror_stats {
 	__u64		pages_in_use;
 	__u64		pages_total;
 	__u64		evictions;
+	__u64		folios_to_device[HMM_DMIRROR_STAT_ORDERS];
+	__u64		folios_to_system[HMM_DMIRROR_STAT_ORDERS];
 };
 
 /*

@@ -42,14 +42,24 @@
  * Life of a page
  * --------------
  * DEVICE_PRIVATE and DEVICE_COHERENT pages start free, with a page
- * reference count of zero.  zone_device_page_init() gives one to the
- * driver with a count of one, locked, and takes a map reference on its
- * behalf.  When the count drops to zero again the core mm calls
- * free_zone_device_folio(), which clears the state an ordinary free page
- * would not carry (mapping, anon-exclusive bit, memcg charge), calls
- * ops->page_free() so the driver can put the page back in its pool, and
- * drops the map reference.  So a map cannot go away while any of its
- * pages is in use.
+ * reference count of zero.  The driver owns the free pages and decides
+ * how they are grouped: zone_device_folio_init() turns 2^order naturally
+ * aligned free pages into one folio (order 0 with zone_device_page_init())
+ * with a count of one, locked, and takes one map reference on the
+ * driver's behalf.  Whatever folios the pages were part of before does
+ * not matter: every page is reset first.  When the folio's count drops to
+ * zero again the core mm calls free_zone_device_folio(), which clears the
+ * state an ordinary free page would not carry (mapping, anon-exclusive
+ * bits, memcg charge), calls ops->folio_free() (or ops->page_free() for
+ * an order-0 folio of a map that has only that one) so the driver can put
+ * the folio back in its pool, and drops the map reference.  So a map
+ * cannot go away while any of its folios is in use.  A freed large folio
+ * stays a large folio in the memmap until the driver hands its pages out
+ * again.
+ *
+ * The map pointer of a ZONE_DEVICE page shares its place with the
+ * compound head of a tail page, so it is only valid in the head: the
+ * page_pgmap() accessor reads it there for any page.
  *
  * FS_DAX, GENERIC and PCI_P2PDMA pages are owned by the map for its whole
  * life and keep a count of at least one: one means idle.  FS_DAX pages
@@ -261,8 +271,8 @@ static int pgmap_check_request(struct dev_pagemap *pgmap, int nid)
 		}
 		fallthrough;
 	case MEMORY_DEVICE_COHERENT:
-		if (!ops || !ops->page_free) {
-			pr_err("device memory map without page_free\n");
+		if (!ops || (!ops->page_free && !ops->folio_free)) {
+			pr_err("device memory map without page_free or folio_free\n");
 			return -EINVAL;
 		}
 		if (!pgmap->owner) {
@@ -599,27 +609,38 @@ EXPORT_SYMBOL_GPL(get_dev_pagemap);
  */
 void free_zone_device_folio(struct folio *folio)
 {
-	struct dev_pagemap *pgmap = folio->page.pgmap;
+	struct dev_pagemap *pgmap = page_pgmap(&folio->page);
+	const struct dev_pagemap_ops *ops = pgmap->ops;
+	long i, nr = folio_nr_pages(folio);
 
-	if (WARN_ON_ONCE(!pgmap->ops || !pgmap->ops->page_free))
+	if (WARN_ON_ONCE(!ops || (!ops->page_free && !ops->folio_free)))
+		return;
+	/* a large folio can only be handed back to a folio_free() */
+	if (WARN_ON_ONCE(nr > 1 && !ops->folio_free))
 		return;
 
 	mem_cgroup_uncharge(folio);
 
 	/*
-	 * Large device folios are never anonymous yet; a small anonymous
-	 * one may still carry PG_anon_exclusive, which a free page must not
-	 * (the bit means something else to a page that is not anonymous).
-	 * Nobody else holds the folio now, so a non-atomic clear is fine.
+	 * An anonymous folio may still carry PG_anon_exclusive on any of its
+	 * pages, which a free page must not (the bit means something else to
+	 * a page that is not anonymous).  Nobody else holds the folio now, so
+	 * non-atomic clears are fine.
 	 */
 	if (folio_test_anon(folio)) {
-		VM_WARN_ON_ONCE_FOLIO(folio_test_large(folio), folio);
-		__clear_bit(PG_anon_exclusive, &folio->page.flags);
+		for (i = 0; i < nr; i++)
+			__clear_bit(PG_anon_exclusive,
+				    &folio_page(folio, i)->flags);
+		/* counted when it became anonymous, as the allocator does */
+		mod_mthp_stat(folio_order(folio), MTHP_STAT_NR_ANON, -1);
 	}
 	/* a stale mapping (possibly with PAGE_MAPPING_ANON) must not survive */
 	folio->mapping = NULL;
 
-	pgmap->ops->page_free(&folio->page);
+	if (ops->folio_free)
+		ops->folio_free(folio);
+	else
+		ops->page_free(&folio->page);
 
 	if (pgmap_pages_refcounted(pgmap))
 		put_dev_pagemap(pgmap);
@@ -627,28 +648,105 @@ void free_zone_device_folio(struct folio *folio)
 		folio_set_count(folio, 1);
 }
 
+/*
+ * Make the @nr pages from @page free-standing order-0 pages of @pgmap
+ * again, whatever folios they belonged to before: a page that was a tail
+ * keeps its compound head where its map pointer belongs, a page that was
+ * a head keeps PG_head, and the second page of a large folio keeps flags
+ * of the folio.  All page flags go but PG_reserved, which every ZONE_DEVICE
+ * page has from the start, as the page allocator clears them before it
+ * hands a page out.  All the pages are free (count zero).
+ */
+static void zone_device_pages_reset(struct page *page, unsigned long nr,
+				    struct dev_pagemap *pgmap)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr; i++, page++) {
+		VM_WARN_ON_ONCE_PAGE(page_ref_count(page), page);
+		page->pgmap = pgmap;		/* clears any compound head */
+		page->zone_device_data = NULL;
+		page->mapping = NULL;
+		page->private = 0;
+		atomic_set(&page->_mapcount, -1);
+		page->flags &= ~(PAGE_FLAGS_CHECK_AT_PREP & ~BIT(PG_reserved));
+	}
+}
+
+/**
+ * zone_device_folio_init() - hand a free device folio of any order to its
+ *	driver
+ * @folio: the first page of 2^@order free pages of @pgmap, naturally
+ *	aligned (its pfn a multiple of 2^@order)
+ * @pgmap: the DEVICE_PRIVATE or DEVICE_COHERENT map the pages belong to
+ * @order: order of the folio to make; above zero only for maps whose ops
+ *	provide folio_free()
+ *
+ * The pages may have been part of other folios, of other orders, before
+ * they were freed; they become one folio of @order with a reference
+ * count of one, locked, and the map is pinned until the folio is freed
+ * again (one map reference per folio, whatever its order).  Large folios
+ * are ready for anonymous mappings, like those of the page allocator.
+ *
+ * Calling this on a map being torn down by memunmap_pages() is a driver
+ * bug and warns; so does a misaligned folio or an order without
+ * folio_free(), in which case nothing is done.
+ *
+ * Context: process context (may sleep on the folio lock).
+ */
+void zone_device_folio_init(struct folio *folio, struct dev_pagemap *pgmap,
+			    unsigned int order)
+{
+	struct page *page = &folio->page;
+	bool live;
+
+	if (WARN_ON_ONCE(!IS_ALIGNED(page_to_pfn(page), 1UL << order) ||
+			 order > MAX_PAGE_ORDER ||
+			 (order && !pgmap->ops->folio_free)))
+		return;
+
+	zone_device_pages_reset(page, 1UL << order, pgmap);
+	if (order) {
+		prep_compound_page(page, order);
+		folio_set_large_rmappable(folio);
+	}
+
+	/* a dying map must not hand out pages; keep its books balanced */
+	live = percpu_ref_tryget_live(&pgmap->ref);
+	if (WARN_ON_ONCE(!live))
+		percpu_ref_get(&pgmap->ref);
+
+	folio_set_count(folio, 1);
+	folio_lock(folio);
+}
+EXPORT_SYMBOL_GPL(zone_device_folio_init);
+
+/*
+ * The map of a device page that may have been a tail page: the map
+ * pointer of a tail holds its compound head instead, so look the pfn up.
+ */
+static struct dev_pagemap *zone_device_page_map(struct page *page)
+{
+	if (!PageTail(page))
+		return page->pgmap;
+	return mtree_load(&pgmap_ranges, page_to_pfn(page));
+}
+
 /**
  * zone_device_page_init() - hand a free device page to its driver
  * @page: a free page of a DEVICE_PRIVATE or DEVICE_COHERENT map
  *
- * Gives @page a reference count of one, locks it and pins its map until
- * the page is freed again.  Calling this on a map being torn down by
- * memunmap_pages() is a driver bug and warns.
+ * zone_device_folio_init() for an order-0 folio: gives @page a reference
+ * count of one, locks it and pins its map until the page is freed again.
+ * The page may have been part of a large folio before.
  *
  * Context: process context (may sleep on the page lock).
  */
 void zone_device_page_init(struct page *page)
 {
-	struct dev_pagemap *pgmap = page->pgmap;
-	bool live = percpu_ref_tryget_live(&pgmap->ref);
-
-	/* a dying map must not hand out pages; keep its books balanced */
-	if (WARN_ON_ONCE(!live))
-		percpu_ref_get(&pgmap->ref);
-
-	VM_WARN_ON_ONCE_PAGE(page_ref_count(page), page);
-	init_page_count(page);
-	lock_page(page);
+	/* the page itself becomes the folio, even if it was a tail */
+	zone_device_folio_init((struct folio *)page,
+			       zone_device_page_map(page), 0);
 }
 EXPORT_SYMBOL_GPL(zone_device_page_init);
 

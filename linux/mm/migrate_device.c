@@ -45,11 +45,30 @@
  *  5. migrate_vma_pages() moves the page's identity to the destination, and
  *     finalize either frees the source or puts it back where it was.
  *
- * Only order-0 pages move: a PMD-mapped transparent huge page met by the walk
- * is split first.  The helpers below deal with one folio per array entry and
- * never assume order 0 beyond that, so that moving a whole THP to a compound
- * device folio can later be one more case in the walk and in
- * mdev_move_identity() rather than a rewrite.
+ * Large folios
+ * ------------
+ * Without MIGRATE_VMA_SELECT_COMPOUND only order-0 pages move: a large folio
+ * met by the walk is split first (a system one by split_folio(), a device
+ * one by mdev_split_mapped()).  With it, a large anonymous folio mapped
+ * whole, in order and naturally aligned inside the range is collected as one
+ * entry carrying MIGRATE_PFN_COMPOUND, the entries of its other pages left
+ * zero; a PMD-mapped THP has its PMD split into ptes first (the folio stays
+ * whole), so that every large folio on its way is mapped by ptes and its
+ * migration entries are ptes.  That is also how a large device folio is
+ * mapped afterwards: by one device-private entry per page, which the rest
+ * of mm handles page by page (munmap, mprotect, mremap, fork, rmap) as it
+ * does for any pte-mapped large folio.  A PMD-sized empty slot is offered
+ * as one compound empty entry.
+ *
+ * The driver answers a compound entry with a folio of the same order
+ * (MIGRATE_PFN_COMPOUND in dst), which takes the source's place whole, or
+ * with order-0 pages for the entries of each of its pages: an empty slot is
+ * then filled page by page, and a device folio is split where it stands
+ * (mdev_split_unmapped(), its pages staying locked and unmapped) and moves
+ * page by page.  A system THP answered that way is not split: it stays
+ * where it is, and the driver may migrate the range again without
+ * MIGRATE_VMA_SELECT_COMPOUND.  A destination of any other order, or a
+ * compound destination for an order-0 source, is refused: the source stays.
  */
 #include <linux/mm.h>
 #include <linux/export.h>
@@ -88,17 +107,47 @@ static bool mvma_holes_migrate(const struct migrate_vma *migrate,
 	       (migrate->flags & MIGRATE_VMA_SELECT_SYSTEM);
 }
 
-/* Record [start, end) as empty slots, or as not migrating. */
-static void mvma_fill(struct migrate_vma *migrate, unsigned long start,
-		      unsigned long end, bool hole)
+/*
+ * May the empty slot at @addr be offered as one compound entry covering a
+ * PMD?  Only when the caller asked for compound entries, the slot is a
+ * whole naturally aligned PMD of the range (@end is where the part of the
+ * range being looked at ends) and the VMA does not refuse huge pages.
+ */
+static bool mvma_compound_hole(const struct migrate_vma *migrate,
+			       struct vm_area_struct *vma, unsigned long addr,
+			       unsigned long end)
 {
-	unsigned long addr;
+	return IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
+	       (migrate->flags & MIGRATE_VMA_SELECT_COMPOUND) &&
+	       IS_ALIGNED(addr, PMD_SIZE) && end - addr >= PMD_SIZE &&
+	       !(vma->vm_flags & VM_NOHUGEPAGE);
+}
 
-	for (addr = start; addr < end; addr += PAGE_SIZE) {
-		migrate->src[mvma_index(migrate, addr)] =
-			hole ? MIGRATE_PFN_MIGRATE : 0;
-		if (hole)
+/*
+ * Record [start, end) as empty slots (one compound slot per PMD where
+ * mvma_compound_hole() allows), or as not migrating.
+ */
+static void mvma_fill(struct migrate_vma *migrate, struct vm_area_struct *vma,
+		      unsigned long start, unsigned long end, bool hole)
+{
+	unsigned long addr = start;
+
+	while (addr < end) {
+		unsigned long *src = &migrate->src[mvma_index(migrate, addr)];
+
+		if (!hole) {
+			*src = 0;
+			addr += PAGE_SIZE;
+		} else if (mvma_compound_hole(migrate, vma, addr, end)) {
+			/* the entries of the other pages stay zero */
+			*src = MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND;
+			migrate->cpages += HPAGE_PMD_NR;
+			addr += PMD_SIZE;
+		} else {
+			*src = MIGRATE_PFN_MIGRATE;
 			migrate->cpages++;
+			addr += PAGE_SIZE;
+		}
 	}
 }
 
@@ -107,7 +156,8 @@ static int mvma_collect_hole(unsigned long start, unsigned long end,
 {
 	struct migrate_vma *migrate = walk->private;
 
-	mvma_fill(migrate, start, end, mvma_holes_migrate(migrate, walk->vma));
+	mvma_fill(migrate, walk->vma, start, end,
+		  mvma_holes_migrate(migrate, walk->vma));
 	return 0;
 }
 
@@ -122,7 +172,8 @@ static bool mvma_wants_device(const struct migrate_vma *migrate,
  * Decide about one page table entry.  Returns the migrate pfn to record;
  * when it has MIGRATE_PFN_VALID set, a reference was taken on the folio.
  * A large folio is not recorded: it is returned in @large (referenced) so
- * that the caller can split it and look at the entry again.
+ * that the caller can collect it whole or split it and look at the entry
+ * again.
  */
 static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 				      struct vm_area_struct *vma,
@@ -146,10 +197,13 @@ static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 		if (!mvma_wants_device(migrate, page_pgmap(page),
 				       MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
 			return 0;
+		folio = page_folio(page);
+		if (folio_test_large(folio))
+			goto large;
 		mpfn = migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE;
 		if (is_writable_device_private_entry(entry))
 			mpfn |= MIGRATE_PFN_WRITE;
-		folio_get(page_folio(page));
+		folio_get(folio);
 		return mpfn;
 	}
 
@@ -169,13 +223,8 @@ static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 	}
 
 	folio = page_folio(page);
-	if (folio_test_large(folio)) {
-		if (folio != skip) {
-			folio_get(folio);
-			*large = folio;
-		}
-		return 0;
-	}
+	if (folio_test_large(folio))
+		goto large;
 	/*
 	 * Page cache and KSM pages are shared beyond this mapping and have
 	 * no place in device memory: only anonymous pages are selected.
@@ -191,6 +240,13 @@ static unsigned long mvma_collect_one(struct migrate_vma *migrate,
 
 empty:
 	return mvma_holes_migrate(migrate, vma) ? MIGRATE_PFN_MIGRATE : 0;
+
+large:
+	if (folio != skip) {
+		folio_get(folio);
+		*large = folio;
+	}
+	return 0;
 }
 
 /*
@@ -211,7 +267,6 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 	bool exclusive = folio_test_anon(folio) && PageAnonExclusive(page);
 	bool writable, young = false, dirty = false, soft_dirty, uffd_wp;
 	unsigned long pfn = page_to_pfn(page);
-	struct anon_vma *anon_vma;
 	swp_entry_t entry;
 	pte_t old, pte;
 
@@ -253,25 +308,120 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 		pte = pte_swp_mkuffd_wp(pte);
 	set_pte_at(mm, addr, ptep, pte);
 
-	/*
-	 * The mapping's reference goes; ours stays until finalize, and so
-	 * does one on the anon_vma (see mdev_unmap()), which this
-	 * VMA keeps alive while we hold the mmap lock.
-	 */
-	anon_vma = folio_anon_vma(folio);
-	if (anon_vma)
-		get_anon_vma(anon_vma);
+	/* The mapping's reference goes; ours stays until finalize. */
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
 	return true;
 }
 
 /*
+ * The pfn a pte maps, for a present pte or a device-private entry; -1 for
+ * anything else.
+ */
+static unsigned long mvma_pte_pfn(pte_t pte)
+{
+	swp_entry_t entry;
+
+	if (pte_present(pte))
+		return pte_pfn(pte);
+	if (pte_none(pte))
+		return -1UL;
+	entry = pte_to_swp_entry(pte);
+	return is_device_private_entry(entry) ? swp_offset_pfn(entry) : -1UL;
+}
+
+/*
+ * Every anonymous source keeps a reference on its anon_vma until finalize
+ * (see mdev_unmap()); the VMA keeps it alive while the walk holds the mmap
+ * lock, so taking it here cannot fail.
+ */
+static void mvma_hold_anon_vma(struct folio *folio)
+{
+	struct anon_vma *anon_vma = folio_anon_vma(folio);
+
+	if (anon_vma)
+		get_anon_vma(anon_vma);
+}
+
+/*
+ * Can @folio, whose page table entries the walk met at @addr (@ptep), be
+ * collected as one compound entry?  It must be an anonymous folio mapped
+ * here whole and in order, naturally aligned (which keeps it inside this
+ * page table), inside [@addr, @end), each of its pages by the same kind
+ * of entry (present, or device-private).
+ */
+static bool mvma_compound_ok(const struct migrate_vma *migrate,
+			     struct folio *folio, unsigned long addr,
+			     unsigned long end, pte_t *ptep)
+{
+	long i, nr = folio_nr_pages(folio);
+	bool present = pte_present(ptep_get(ptep));
+
+	if (!(migrate->flags & MIGRATE_VMA_SELECT_COMPOUND) ||
+	    !folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    !IS_ALIGNED(addr, folio_size(folio)) ||
+	    end - addr < folio_size(folio))
+		return false;
+	for (i = 0; i < nr; i++) {
+		pte_t pte = ptep_get(ptep + i);
+
+		if (pte_present(pte) != present ||
+		    mvma_pte_pfn(pte) != folio_pfn(folio) + i)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Collect @folio (referenced by the walk), which mvma_compound_ok()
+ * accepted, as one compound entry at @addr: lock it without waiting and
+ * replace each of its ptes with a migration entry.  Called and returns
+ * with the page table lock held.  If a pte cannot be replaced (the folio
+ * may have been pinned meanwhile), the folio is returned in @undo, locked
+ * and referenced: the caller maps it back once it dropped the lock.
+ * Returns whether a pte that was present changed (a TLB flush is due).
+ */
+static bool mvma_collect_compound(struct migrate_vma *migrate,
+				  struct vm_area_struct *vma,
+				  unsigned long addr, pte_t *ptep,
+				  struct folio *folio, struct folio **undo)
+{
+	unsigned long *src = &migrate->src[mvma_index(migrate, addr)];
+	long i, nr = folio_nr_pages(folio);
+	bool present = pte_present(ptep_get(ptep));
+	unsigned long mpfn = MIGRATE_PFN_WRITE;
+
+	if (!folio_trylock(folio)) {
+		folio_put(folio);
+		return false;
+	}
+	for (i = 0; i < nr; i++) {
+		pte_t pte = ptep_get(ptep + i);
+
+		if (present ? !pte_write(pte) :
+		    !is_writable_device_private_entry(pte_to_swp_entry(pte)))
+			mpfn = 0;
+		if (!mvma_set_migration_entry(vma, addr + i * PAGE_SIZE,
+					      ptep + i, folio_page(folio, i))) {
+			*undo = folio;
+			return present;
+		}
+	}
+	mvma_hold_anon_vma(folio);
+	*src = migrate_pfn(folio_pfn(folio)) | mpfn | MIGRATE_PFN_MIGRATE |
+	       MIGRATE_PFN_COMPOUND;
+	migrate->cpages += nr;
+	return present;
+}
+
+/*
  * Walk the ptes of [addr, end) under the page table lock, recording each
  * entry and unmapping on the spot every selected page that can be locked
- * without waiting (a page somebody else has locked is left alone).  Returns
- * where it stopped: @end, or earlier when it met a large folio (@large is
- * then set) or could not map the page table (the pmd changed under us).
+ * without waiting (a page somebody else has locked is left alone).  A
+ * large folio is collected whole when the caller asked for compound
+ * entries and mvma_compound_ok() agrees.  Returns where it stopped: @end,
+ * or earlier when it met a large folio to split (@large is then set) or
+ * could not map the page table (the pmd changed under us).
  */
 static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 				       struct mm_walk *walk, pmd_t *pmdp,
@@ -282,6 +432,7 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long first = addr;
 	pmd_t pmdval = pmdp_get_lockless(pmdp);
+	struct folio *undo = NULL;
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
 	bool flush = false;
@@ -309,8 +460,20 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 		unsigned long mpfn;
 
 		mpfn = mvma_collect_one(migrate, vma, addr, pte, skip, large);
-		if (*large)
-			break;
+		if (*large) {
+			long nr = folio_nr_pages(*large);
+
+			if (!mvma_compound_ok(migrate, *large, addr, end, ptep))
+				break;
+			flush |= mvma_collect_compound(migrate, vma, addr, ptep,
+						       *large, &undo);
+			if (undo)
+				break;
+			*large = NULL;
+			addr += (nr - 1) * PAGE_SIZE;
+			ptep += nr - 1;
+			continue;
+		}
 
 		page = migrate_pfn_to_page(mpfn);
 		if (page) {
@@ -324,8 +487,9 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 				folio_unlock(folio);
 				folio_put(folio);
 				mpfn = 0;
-			} else if (pte_present(pte)) {
-				flush = true;
+			} else {
+				mvma_hold_anon_vma(folio);
+				flush |= pte_present(pte);
 			}
 		}
 
@@ -340,18 +504,126 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 	pte_unmap_unlock(start_pte, ptl);
 	if (vma->vm_flags & VM_LOCKED)
 		mlock_drain_local();
+	if (undo) {
+		/*
+		 * Part of a large folio was unmapped when a pin stopped us:
+		 * map it back and hand it to the caller (still referenced,
+		 * in @large) to be split, which fails for a pinned folio.
+		 */
+		remove_migration_ptes(undo, undo, 0);
+		folio_unlock(undo);
+	}
 	return addr;
+}
+
+/*
+ * Split @folio, a large device folio that is locked and unmapped (each of
+ * its mappings a migration entry) and that nobody but the caller holds:
+ * one reference, plus one more if @fault_page, a page the fault path
+ * holds a reference on, is one of its pages.  Each page becomes an order-0
+ * folio, locked and holding one reference for the caller; the folio of
+ * @fault_page holds the fault path's one too.  The migration entries stay
+ * as they are: they name pages, not folios.
+ *
+ * The page allocator's split (split_folio()) cannot be used: it unmaps
+ * and maps back the folio itself, and it puts the pages on the LRU.
+ * Device folios are on no LRU, in no page or swap cache, and have no
+ * page owner: what a split has to do for them is to make every page a
+ * folio of its own with the head's identity (mapping, index, flags), to
+ * divide the memcg charge and the map reference, and to tell the driver.
+ *
+ * Returns false, doing nothing, if somebody else holds a reference.
+ */
+static bool mdev_split_unmapped(struct folio *folio, struct page *fault_page)
+{
+	struct dev_pagemap *pgmap = page_pgmap(&folio->page);
+	unsigned int order = folio_order(folio);
+	long i, nr = folio_nr_pages(folio);
+	bool faulting = fault_page && page_folio(fault_page) == folio;
+	/* the flags a page of the folio keeps of the head's */
+	const unsigned long keep = BIT(PG_locked) | BIT(PG_uptodate) |
+				   BIT(PG_dirty) | BIT(PG_swapbacked) |
+				   BIT(PG_referenced);
+	struct page *head = &folio->page;
+
+	if (WARN_ON_ONCE(!folio_is_zone_device(folio) || folio_mapped(folio)))
+		return false;
+	if (!folio_ref_freeze(folio, 1 + faulting))
+		return false;
+
+	split_page_memcg(head, order, 0);
+	if (folio_test_anon(folio))
+		mod_mthp_stat(order, MTHP_STAT_NR_ANON, -1);
+
+	for (i = 1; i < nr; i++) {
+		struct page *page = head + i;
+
+		page->flags = (page->flags & ~PAGE_FLAGS_CHECK_AT_PREP) |
+			      (head->flags & keep);
+		page->mapping = head->mapping;
+		page->index = head->index + i;
+		page->private = 0;
+		/* the flags and fields above before the page is a folio */
+		smp_wmb();
+		page->pgmap = pgmap;	/* where the compound head was */
+		page->zone_device_data = NULL;
+	}
+	ClearPageHead(head);
+	/* the tails are folios from here: give them their references */
+	for (i = 1; i < nr; i++)
+		page_ref_unfreeze(head + i, 1 + (head + i == fault_page));
+	folio_ref_unfreeze(folio, 1 + (head == fault_page));
+
+	/* device memory that migrates holds one map reference per folio */
+	percpu_ref_get_many(&pgmap->ref, nr - 1);
+	if (pgmap->ops->folio_split) {
+		for (i = 1; i < nr; i++)
+			pgmap->ops->folio_split(folio, page_folio(head + i));
+	}
+	return true;
+}
+
+/*
+ * Split a large device folio that is mapped: unmap it (migration entries
+ * in place of its ptes), split it, map its pages back one by one.  The
+ * caller holds a reference, which stays on the folio of the first page,
+ * and so may the fault path (@fault_page, or NULL).  Returns 0 on success.
+ */
+static int mdev_split_mapped(struct folio *folio, struct page *fault_page)
+{
+	long i, nr = folio_nr_pages(folio);
+	struct page *head = &folio->page;
+
+	if (!folio_trylock(folio))
+		return -EBUSY;
+	try_to_migrate(folio, 0);
+	if (folio_mapped(folio) || !mdev_split_unmapped(folio, fault_page)) {
+		remove_migration_ptes(folio, folio, 0);
+		folio_unlock(folio);
+		return -EBUSY;
+	}
+	for (i = 0; i < nr; i++) {
+		struct folio *part = page_folio(head + i);
+
+		remove_migration_ptes(part, part, 0);
+		folio_unlock(part);
+		if (i)
+			folio_put(part);
+	}
+	return 0;
 }
 
 /*
  * Split @folio (referenced by the caller, reference dropped here) into
  * order-0 pages.  Returns 0 on success.
  */
-static int mvma_split(struct folio *folio)
+static int mvma_split(struct folio *folio, struct page *fault_page)
 {
 	int ret = -EBUSY;
 
-	if (folio_trylock(folio)) {
+	if (folio_is_zone_device(folio)) {
+		ret = mdev_split_mapped(folio, fault_page);
+	} else if (folio_trylock(folio)) {
 		ret = split_folio(folio);
 		folio_unlock(folio);
 	}
@@ -361,13 +633,17 @@ static int mvma_split(struct folio *folio)
 
 /*
  * A PMD maps a huge page at @addr.  Turn it into a page table the pte loop
- * can handle: split the folio itself when system memory is selected (so its
- * pages can move one by one), otherwise or if that fails split only the
- * mapping.  Returns false when the rest of the range is to be skipped.
+ * can handle.  When compound entries are asked for and the whole PMD is in
+ * the range, only the mapping is split: the pte loop collects the folio
+ * whole.  Otherwise the folio itself is split when system memory is
+ * selected (so its pages can move one by one); if that fails, or system
+ * memory is not selected, only the mapping.  Returns false when the rest of
+ * the range is to be skipped.
  */
 static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 				  struct mm_walk *walk, pmd_t *pmdp,
-				  unsigned long addr, struct folio **skip)
+				  unsigned long addr, unsigned long end,
+				  struct folio **skip)
 {
 	struct vm_area_struct *vma = walk->vma;
 	struct folio *folio;
@@ -391,10 +667,17 @@ static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 		return false;
 	}
 	folio = pmd_folio(pmd);
+	if ((migrate->flags & MIGRATE_VMA_SELECT_COMPOUND) &&
+	    IS_ALIGNED(addr, PMD_SIZE) && end - addr >= PMD_SIZE &&
+	    folio_test_anon(folio)) {
+		spin_unlock(ptl);
+		split_huge_pmd(vma, pmdp, addr);
+		return true;
+	}
 	folio_get(folio);
 	spin_unlock(ptl);
 
-	if (mvma_split(folio)) {
+	if (mvma_split(folio, NULL)) {
 		/*
 		 * Pinned or busy: keep the folio whole, map it with ptes and
 		 * let the pte loop pass over its pages.
@@ -416,16 +699,22 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 		struct folio *large = NULL;
 		pmd_t pmd = pmdp_get_lockless(pmdp);
 
-		if (pmd_none(pmd)) {
-			mvma_fill(migrate, addr, end,
+		/*
+		 * The huge zero page is an empty slot too: filling it
+		 * replaces it (see mvma_insert()).
+		 */
+		if (pmd_none(pmd) ||
+		    (is_huge_zero_pmd(pmd) &&
+		     mvma_compound_hole(migrate, walk->vma, addr, end))) {
+			mvma_fill(migrate, walk->vma, addr, end,
 				  mvma_holes_migrate(migrate, walk->vma));
 			break;
 		}
 		if (pmd_trans_huge(pmd)) {
 			if (mvma_collect_huge_pmd(migrate, walk, pmdp, addr,
-						  &skip))
+						  end, &skip))
 				continue;
-			mvma_fill(migrate, addr, end, false);
+			mvma_fill(migrate, walk->vma, addr, end, false);
 			break;
 		}
 		/*
@@ -434,13 +723,13 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 		 * with pages of the range already locked, could deadlock.
 		 */
 		if (!pmd_present(pmd) || pmd_leaf(pmd)) {
-			mvma_fill(migrate, addr, end, false);
+			mvma_fill(migrate, walk->vma, addr, end, false);
 			break;
 		}
 
 		addr = mvma_collect_ptes(migrate, walk, pmdp, addr, end, skip,
 					 &large);
-		if (large && mvma_split(large))
+		if (large && mvma_split(large, migrate->fault_page))
 			skip = large;
 	}
 	return 0;
@@ -595,11 +884,19 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 				folio_wait_writeback(folio);
 		}
 
+		/*
+		 * A large folio may still be mapped by a PMD elsewhere (a
+		 * child after fork()): its migration entries must be ptes,
+		 * as the folio may come back as small pages or as device
+		 * memory, which no PMD maps.
+		 */
 		if (folio_mapped(folio))
-			try_to_migrate(folio, 0);
+			try_to_migrate(folio, folio_test_large(folio) ?
+				       TTU_SPLIT_HUGE_PMD : 0);
 
 		if (folio_mapped(folio) ||
-		    !mdev_unpinned(folio, page == fault_page,
+		    !mdev_unpinned(folio, fault_page &&
+				   page_folio(fault_page) == folio,
 				   &drained)) {
 			mdev_restore(&src_pfns[i], folio,
 				     !folio_is_zone_device(folio));
@@ -656,6 +953,14 @@ static int mvma_check_args(const struct migrate_vma *args)
  *    when system memory is selected; a new zeroed page may be provided;
  *  - no MIGRATE_PFN_MIGRATE: leave this entry alone.
  *
+ * With MIGRATE_VMA_SELECT_COMPOUND in @args->flags, an entry may also carry
+ * MIGRATE_PFN_COMPOUND: it stands for a whole large folio (the pfn is its
+ * first page's) or for an empty slot the size of a PMD, and the entries of
+ * the other pages it covers are zero.  Its destination is a locked folio of
+ * the same order with MIGRATE_PFN_COMPOUND set, or order-0 pages in the
+ * entries of each page it covers (see "Large folios" in the comment at the
+ * top of this file for what then happens).
+ *
  * MIGRATE_PFN_WRITE tells that the page was mapped writable.  The dst array
  * is cleared.  The caller then stores in dst the locked destination pages
  * (migrate_pfn() of the pfn; a page for an empty slot is mapped writable
@@ -664,7 +969,8 @@ static int mvma_check_args(const struct migrate_vma *args)
  * called after a successful setup, even if nothing is copied.
  *
  * @args->npages is set to the number of pages of the range and
- * @args->cpages to the number of entries left with MIGRATE_PFN_MIGRATE.
+ * @args->cpages to the number of pages covered by entries left with
+ * MIGRATE_PFN_MIGRATE (a compound entry counts all its pages).
  *
  * Context: the caller holds the mmap lock of the VMA's mm (read is enough)
  * and may sleep.
@@ -698,26 +1004,64 @@ int migrate_vma_setup(struct migrate_vma *args)
 }
 EXPORT_SYMBOL(migrate_vma_setup);
 
+/* The entry that maps @page of a new folio for an empty slot. */
+static pte_t mvma_new_pte(struct vm_area_struct *vma, struct page *page,
+			  bool writable)
+{
+	swp_entry_t entry;
+	pte_t pte;
+
+	if (is_device_private_page(page)) {
+		if (writable)
+			entry = make_writable_device_private_entry(page_to_pfn(page));
+		else
+			entry = make_readable_device_private_entry(page_to_pfn(page));
+		return swp_entry_to_pte(entry);
+	}
+	pte = mk_pte(page, vma->vm_page_prot);
+	if (writable)
+		pte = pte_mkwrite(pte_mkdirty(pte), vma);
+	return pte;
+}
+
 /*
- * Map @page, a new page for the empty slot at @addr, in @migrate->vma: a
- * device-private page as a device-private swap entry, any other as a present
- * pte.  The slot must still be empty (pte_none() or the zero page); the
- * page gets its memcg charge, anonymous rmap and a reference for the
- * mapping.  Returns true if it was mapped.
+ * The anonymous rmap of @folio, new, about to be mapped by ptes at @addr.
+ * folio_add_new_anon_rmap() takes a folio the size of a PMD for one a PMD
+ * maps, so such a folio is set up as a PMD mapping and converted to ptes,
+ * the way a PMD mapping is split.
  */
-static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
-			     struct page *page)
+static void mvma_new_anon_rmap(struct folio *folio, struct vm_area_struct *vma,
+			       unsigned long addr)
+{
+	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
+	if (!folio_test_pmd_mappable(folio))
+		return;
+	folio_add_anon_rmap_ptes(folio, &folio->page, folio_nr_pages(folio),
+				 vma, addr, RMAP_EXCLUSIVE);
+	folio_remove_rmap_pmd(folio, &folio->page, vma);
+}
+
+/*
+ * Map @folio, a new folio for the empty slot at @addr (as large as the
+ * folio), in @migrate->vma: device-private pages as device-private swap
+ * entries, any other as present ptes.  The slot must still be empty
+ * (pte_none() or the zero page, or the huge zero page); the folio gets its
+ * memcg charge, anonymous rmap and a reference for each pte.  Returns true
+ * if it was mapped.
+ */
+static bool mvma_insert(struct migrate_vma *migrate, unsigned long addr,
+			struct folio *folio)
 {
 	struct vm_area_struct *vma = migrate->vma;
-	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
+	long i, nr = folio_nr_pages(folio);
 	/*
 	 * Drivers (nouveau, amdkfd) give no MIGRATE_PFN_WRITE for an empty
 	 * slot: a new page is as writable as the VMA.
 	 */
 	bool writable = vma->vm_flags & VM_WRITE;
-	pte_t *ptep, orig, pte;
 	bool zero = false;
+	pte_t *ptep, *start_pte;
 	spinlock_t *ptl;	/* of the page table */
 	pmd_t pmdval;
 	pgd_t *pgdp;
@@ -741,6 +1085,8 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 	pmdp = pmd_alloc(mm, pudp, addr);
 	if (!pmdp)
 		return false;
+	if (is_huge_zero_pmd(pmdp_get(pmdp)))
+		split_huge_pmd(vma, pmdp, addr);
 	/* A huge page was faulted in meanwhile: the slot is not empty. */
 	if (pmd_trans_huge(pmdp_get(pmdp)) || pmd_devmap(pmdp_get(pmdp)))
 		return false;
@@ -748,64 +1094,53 @@ static bool mvma_insert_page(struct migrate_vma *migrate, unsigned long addr,
 		return false;
 	if (unlikely(anon_vma_prepare(vma)))
 		return false;
-	/* On failure below, the charge goes when the caller frees the page. */
+	/* On failure below, the charge goes when the caller frees the folio. */
 	if (mem_cgroup_charge(folio, mm, GFP_KERNEL))
 		return false;
 
-	/* The contents must be visible before the page is. */
+	/* The contents must be visible before the folio is. */
 	__folio_mark_uptodate(folio);
-
-	if (folio_is_device_private(folio)) {
-		swp_entry_t entry;
-
-		if (writable)
-			entry = make_writable_device_private_entry(page_to_pfn(page));
-		else
-			entry = make_readable_device_private_entry(page_to_pfn(page));
-		pte = swp_entry_to_pte(entry);
-	} else {
-		pte = mk_pte(page, vma->vm_page_prot);
-		if (writable)
-			pte = pte_mkwrite(pte_mkdirty(pte), vma);
-	}
 
 	/* Map, lock and check the PMD: as in mvma_collect_ptes(). */
 	pmdval = pmdp_get_lockless(pmdp);
-	ptep = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
-	if (!ptep)
+	start_pte = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
+	if (!start_pte)
 		return false;
 	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
 	spin_lock(ptl);
 	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp)) ||
 	    check_stable_address_space(mm) || userfaultfd_missing(vma))
 		goto unlock;
-	orig = ptep_get(ptep);
-	if (pte_present(orig)) {
-		if (!is_zero_pfn(pte_pfn(orig)))
+	for (i = 0, ptep = start_pte; i < nr; i++, ptep++) {
+		pte_t orig = ptep_get(ptep);
+
+		if (pte_present(orig) && is_zero_pfn(pte_pfn(orig)))
+			zero = true;
+		else if (!pte_none(orig))
 			goto unlock;
-		zero = true;
-	} else if (!pte_none(orig)) {
-		goto unlock;
 	}
 
-	inc_mm_counter(mm, MM_ANONPAGES);
-	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
+	add_mm_counter(mm, MM_ANONPAGES, nr);
+	mvma_new_anon_rmap(folio, vma, addr);
 	if (!folio_is_zone_device(folio))
 		folio_add_lru_vma(folio, vma);
-	folio_get(folio);
+	folio_ref_add(folio, nr);
 
 	if (zero) {
-		flush_cache_page(vma, addr, pte_pfn(orig));
-		ptep_clear_flush(vma, addr, ptep);
+		for (i = 0; i < nr; i++)
+			ptep_clear(mm, addr + i * PAGE_SIZE, start_pte + i);
+		flush_tlb_range(vma, addr, addr + nr * PAGE_SIZE);
 	}
-	set_pte_at(mm, addr, ptep, pte);
-	if (pte_present(pte))
-		update_mmu_cache(vma, addr, ptep);
-	pte_unmap_unlock(ptep, ptl);
+	for (i = 0; i < nr; i++)
+		set_pte_at(mm, addr + i * PAGE_SIZE, start_pte + i,
+			   mvma_new_pte(vma, folio_page(folio, i), writable));
+	if (!folio_is_device_private(folio))
+		update_mmu_cache_range(NULL, vma, addr, start_pte, nr);
+	pte_unmap_unlock(start_pte, ptl);
 	return true;
 
 unlock:
-	pte_unmap_unlock(ptep, ptl);
+	pte_unmap_unlock(start_pte, ptl);
 	return false;
 }
 
@@ -848,11 +1183,111 @@ static void mvma_notify_from(struct migrate_vma *migrate, unsigned long addr,
 	mmu_notifier_invalidate_range_start(range);
 }
 
+/*
+ * Does destination entry @dst fit source entry @src?  It must name the
+ * first page of a folio of the source's order (a compound empty slot has
+ * the order of a PMD) and carry MIGRATE_PFN_COMPOUND exactly when that
+ * order is not zero.
+ */
+static bool mdev_dst_fits(unsigned long src, unsigned long dst)
+{
+	struct page *page = migrate_pfn_to_page(src);
+	struct page *newpage = migrate_pfn_to_page(dst);
+	struct folio *newfolio = page_folio(newpage);
+	unsigned int order = 0;
+
+	if (src & MIGRATE_PFN_COMPOUND)
+		order = page ? folio_order(page_folio(page)) : HPAGE_PMD_ORDER;
+	return &newfolio->page == newpage && folio_order(newfolio) == order &&
+	       !!(dst & MIGRATE_PFN_COMPOUND) == !!order;
+}
+
+/*
+ * Are the @nr destinations from @dst_pfns all order-0 pages (or missing,
+ * for pages that are to stay), at least one of them there?  Then the
+ * compound source they answer is split and its pages move one by one.
+ */
+static bool mdev_dst_small(const unsigned long *dst_pfns, long nr)
+{
+	bool any = false;
+	long i;
+
+	for (i = 0; i < nr; i++) {
+		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
+
+		if ((dst_pfns[i] & MIGRATE_PFN_COMPOUND) ||
+		    (newpage && folio_test_large(page_folio(newpage))))
+			return false;
+		any |= !!newpage;
+	}
+	return any;
+}
+
+/*
+ * Split the compound source entry @src_pfns[0], a large device folio
+ * answered by order-0 destinations, into one entry per page.  Each page
+ * keeps the entry's bits and a reference on the anon_vma (see
+ * mdev_unmap()).  Returns false if the folio cannot be split; system
+ * folios are not split here (see the comment at the top).
+ */
+static bool mdev_split_entry(unsigned long *src_pfns, struct page *fault_page)
+{
+	struct folio *folio = page_folio(migrate_pfn_to_page(src_pfns[0]));
+	unsigned long bits = src_pfns[0] & (MIGRATE_PFN_MIGRATE |
+					    MIGRATE_PFN_WRITE);
+	struct anon_vma *anon_vma = folio_anon_vma(folio);
+	long i, nr = folio_nr_pages(folio);
+	unsigned long pfn = folio_pfn(folio);
+
+	if (!folio_is_zone_device(folio) ||
+	    !mdev_split_unmapped(folio, fault_page))
+		return false;
+	for (i = 0; i < nr; i++) {
+		src_pfns[i] = migrate_pfn(pfn + i) | bits;
+		if (anon_vma && i)
+			get_anon_vma(anon_vma);
+	}
+	return true;
+}
+
+/*
+ * Fill the compound empty slot at @i: with one folio the size of a PMD,
+ * or page by page with order-0 destinations, each entry then standing for
+ * itself.  Entries of pages not filled lose MIGRATE_PFN_MIGRATE.
+ */
+static void mvma_fill_compound(struct migrate_vma *migrate, unsigned long i)
+{
+	unsigned long addr = migrate->start + (i << PAGE_SHIFT);
+	unsigned long *src = &migrate->src[i], *dst = &migrate->dst[i];
+	long j;
+
+	if (dst[0] && mdev_dst_fits(src[0], dst[0])) {
+		if (!mvma_insert(migrate, addr,
+				 page_folio(migrate_pfn_to_page(dst[0]))))
+			src[0] &= ~MIGRATE_PFN_MIGRATE;
+		return;
+	}
+	src[0] &= ~MIGRATE_PFN_COMPOUND;
+	if (!mdev_dst_small(dst, HPAGE_PMD_NR)) {
+		src[0] = 0;
+		return;
+	}
+	for (j = 0; j < HPAGE_PMD_NR; j++) {
+		struct page *newpage = migrate_pfn_to_page(dst[j]);
+
+		src[j] = 0;
+		if (newpage && mvma_insert(migrate, addr + j * PAGE_SIZE,
+					   page_folio(newpage)))
+			src[j] = MIGRATE_PFN_MIGRATE;
+	}
+}
+
 static void mdev_pages(unsigned long *src_pfns,
 		       unsigned long *dst_pfns,
 		       unsigned long npages,
 		       struct migrate_vma *migrate)
 {
+	struct page *fault_page = migrate ? migrate->fault_page : NULL;
 	struct mmu_notifier_range range;
 	bool notified = false;
 	unsigned long i;
@@ -860,20 +1295,28 @@ static void mdev_pages(unsigned long *src_pfns,
 	for (i = 0; i < npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
-		bool fault_page;
+		bool compound = src_pfns[i] & MIGRATE_PFN_COMPOUND;
+		long nr = 1;
 
 		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (!newpage) {
-			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
-			continue;
-		}
+		/*
+		 * The entries a compound entry covers follow it when it comes
+		 * from a virtual range or a pfn range, not when it comes from
+		 * a set of pfns: they are only used (to fill or split it page
+		 * by page) when they are all there.
+		 */
+		if (compound)
+			nr = page ? folio_nr_pages(page_folio(page)) :
+				    HPAGE_PMD_NR;
+		if (nr > npages - i)
+			nr = 0;
 
 		if (!page) {
 			unsigned long addr;
 
 			/* Empty slots only exist for a virtual range. */
-			if (!migrate) {
+			if (!migrate || (!newpage && !compound) || !nr) {
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 				continue;
 			}
@@ -886,14 +1329,29 @@ static void mdev_pages(unsigned long *src_pfns,
 				mvma_notify_from(migrate, addr, &range);
 				notified = true;
 			}
-			if (!mvma_insert_page(migrate, addr, newpage))
+			if (compound)
+				mvma_fill_compound(migrate, i);
+			else if (!mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
+				 !mvma_insert(migrate, addr,
+					      page_folio(newpage)))
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			continue;
 		}
 
-		fault_page = migrate && page == migrate->fault_page;
-		if (!mdev_move_identity(page_folio(newpage), page_folio(page),
-					fault_page))
+		if (compound && nr && (!newpage ||
+				       !mdev_dst_fits(src_pfns[i],
+						      dst_pfns[i])) &&
+		    mdev_dst_small(&dst_pfns[i], nr) &&
+		    mdev_split_entry(&src_pfns[i], fault_page)) {
+			/* look at the entry again, as an order-0 one */
+			i--;
+			continue;
+		}
+		if (!newpage || !mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
+		    !mdev_move_identity(page_folio(newpage), page_folio(page),
+					page_folio(page) ==
+					(fault_page ? page_folio(fault_page) :
+						      NULL)))
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 	}
 
@@ -1033,16 +1491,27 @@ EXPORT_SYMBOL(migrate_device_finalize);
 /*
  * Take device page @pfn for a migration by pfn: a reference and its lock,
  * waiting for the lock (the caller holds no other).  A free page (no
- * reference) is not selected.  Returns the page's source entry.
+ * reference) is not selected; a large folio is selected as one compound
+ * entry at its first page, and not at all through its other pages.
+ * Returns the page's source entry.
  */
 static unsigned long mdev_select(unsigned long pfn)
 {
-	struct folio *folio = page_folio(pfn_to_page(pfn));
+	struct page *page = pfn_to_page(pfn);
+	struct folio *folio = page_folio(page);
+	unsigned long mpfn = migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
 
 	if (!folio_try_get(folio))
 		return 0;
+	/* split or freed and handed out again before we got it */
+	if (page_folio(page) != folio || &folio->page != page) {
+		folio_put(folio);
+		return 0;
+	}
 	folio_lock(folio);
-	return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
+	if (folio_test_large(folio))
+		mpfn |= MIGRATE_PFN_COMPOUND;
+	return mpfn;
 }
 
 /**
@@ -1053,7 +1522,10 @@ static unsigned long mdev_select(unsigned long pfn)
  *
  * Every page of the range that is in use (a free page has no reference and
  * is skipped) is locked, waiting for it if need be, and unmapped from every
- * process that maps it, leaving migration entries.  Pages that cannot move
+ * process that maps it, leaving migration entries.  A large folio is
+ * selected as one entry at its first page, with MIGRATE_PFN_COMPOUND, the
+ * entries of its other pages left zero; one whose first page is not in the
+ * range is not selected.  Pages that cannot move
  * (pinned, or still mapped somewhere) are mapped back and their entry
  * cleared; the others are marked MIGRATE_PFN_MIGRATE.  No VMA is involved:
  * the caller copies each selected page to a new locked page, fills a
@@ -1086,7 +1558,10 @@ EXPORT_SYMBOL(migrate_device_range);
  *
  * The same as migrate_device_range() for pages that are not contiguous: a
  * driver evicting the pages of one buffer object, say, names them one by
- * one.  Each pfn must appear once.  The migration is completed with
+ * one.  Each pfn must appear once.  A large folio is selected through its
+ * first page, as one entry with MIGRATE_PFN_COMPOUND (the entries that
+ * follow keep their own pfns, so its destination must be a folio of the
+ * same order); naming one of its other pages selects nothing.  The migration is completed with
  * migrate_device_pages() and migrate_device_finalize().
  *
  * Context: may sleep; no page of the set may be locked by the caller.

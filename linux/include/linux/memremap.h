@@ -48,20 +48,36 @@ enum memory_type {
 /**
  * struct dev_pagemap_ops - driver callbacks of a page map
  * @page_free: a page's last reference is gone.  For DEVICE_PRIVATE and
- *	DEVICE_COHERENT maps (where it is mandatory) the page is back in the
- *	driver's free pool with a reference count of zero; other types get
- *	the count reset to one after the call.
+ *	DEVICE_COHERENT maps the page is back in the driver's free pool with
+ *	a reference count of zero; other types get the count reset to one
+ *	after the call.  Only called for order-0 folios when @folio_free is
+ *	also provided.
  * @migrate_to_ram: DEVICE_PRIVATE only (mandatory there): the CPU faulted
  *	on a page of this map; move the data to a CPU accessible page.
+ *	vmf->page is the page the faulting entry points at, which may be
+ *	any page of a large folio.
  * @memory_failure: a hardware error hit @nr_pages pages from @pfn; notify
  *	and recover.  Optional: when missing or returning -EOPNOTSUPP the
  *	generic handler of mm/memory-failure.c is used.
+ * @folio_free: a folio of any order lost its last reference and is back
+ *	in the driver's free pool, still of the order it was handed out with
+ *	(its pages keep a count of zero).  A DEVICE_PRIVATE or
+ *	DEVICE_COHERENT map provides this one, @page_free, or both; a map
+ *	that hands out large folios (zone_device_folio_init() with an order
+ *	above zero) must provide this one.
+ * @folio_split: optional; one of the driver's large folios, @head, was
+ *	split while in use and @tail is one of the new folios it was split
+ *	into (called once for every new folio but the one at @head).  Driver
+ *	state kept in folio_zone_device_data() of @head can be copied or
+ *	divided here; @tail starts with none.
  */
 struct dev_pagemap_ops {
 	void (*page_free)(struct page *page);
 	vm_fault_t (*migrate_to_ram)(struct vm_fault *vmf);
 	int (*memory_failure)(struct dev_pagemap *pgmap, unsigned long pfn,
 			      unsigned long nr_pages, int mf_flags);
+	void (*folio_free)(struct folio *folio);
+	void (*folio_split)(struct folio *head, struct folio *tail);
 };
 
 /* pgmap->altmap is filled in and the memmap is to live in device memory */
@@ -148,7 +164,7 @@ static inline bool is_device_private_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE) || !is_zone_device_page(page))
 		return false;
-	return page->pgmap->type == MEMORY_DEVICE_PRIVATE;
+	return page_pgmap(page)->type == MEMORY_DEVICE_PRIVATE;
 }
 
 static inline bool folio_is_device_private(const struct folio *folio)
@@ -160,7 +176,7 @@ static inline bool is_device_coherent_page(const struct page *page)
 {
 	if (!is_zone_device_page(page))
 		return false;
-	return page->pgmap->type == MEMORY_DEVICE_COHERENT;
+	return page_pgmap(page)->type == MEMORY_DEVICE_COHERENT;
 }
 
 static inline bool folio_is_device_coherent(const struct folio *folio)
@@ -172,7 +188,33 @@ static inline bool is_pci_p2pdma_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_PCI_P2PDMA) || !is_zone_device_page(page))
 		return false;
-	return page->pgmap->type == MEMORY_DEVICE_PCI_P2PDMA;
+	return page_pgmap(page)->type == MEMORY_DEVICE_PCI_P2PDMA;
+}
+
+/**
+ * folio_zone_device_data() - the driver's word of a device folio
+ * @folio: a DEVICE_PRIVATE or DEVICE_COHERENT folio of any order
+ *
+ * A driver may keep one pointer of its own per folio (the page that
+ * backs it on the device, say).  It lives in the head page; the tail
+ * pages of a large folio have no room for one.
+ *
+ * Return: the value last set by folio_set_zone_device_data(), NULL for a
+ * folio fresh from zone_device_folio_init().
+ */
+static inline void *folio_zone_device_data(const struct folio *folio)
+{
+	return folio->page.zone_device_data;
+}
+
+/**
+ * folio_set_zone_device_data() - set the driver's word of a device folio
+ * @folio: a DEVICE_PRIVATE or DEVICE_COHERENT folio of any order
+ * @data: the value
+ */
+static inline void folio_set_zone_device_data(struct folio *folio, void *data)
+{
+	folio->page.zone_device_data = data;
 }
 
 static inline struct vmem_altmap *pgmap_altmap(struct dev_pagemap *pgmap)
@@ -199,6 +241,8 @@ static inline void put_dev_pagemap(struct dev_pagemap *pgmap)
 
 #ifdef CONFIG_ZONE_DEVICE
 void zone_device_page_init(struct page *page);
+void zone_device_folio_init(struct folio *folio, struct dev_pagemap *pgmap,
+			    unsigned int order);
 void *memremap_pages(struct dev_pagemap *pgmap, int nid);
 void memunmap_pages(struct dev_pagemap *pgmap);
 void *devm_memremap_pages(struct device *dev, struct dev_pagemap *pgmap);

@@ -38,6 +38,22 @@ static const struct dev_pagemap_ops mrk_ops = {
 	.migrate_to_ram = mrk_migrate_to_ram,
 };
 
+static atomic_t mrk_folio_free_calls;
+static struct folio *mrk_last_folio;
+static unsigned int mrk_last_order;
+
+static void mrk_folio_free(struct folio *folio)
+{
+	WRITE_ONCE(mrk_last_folio, folio);
+	WRITE_ONCE(mrk_last_order, folio_order(folio));
+	atomic_inc(&mrk_folio_free_calls);
+}
+
+static const struct dev_pagemap_ops mrk_folio_ops = {
+	.folio_free = mrk_folio_free,
+	.migrate_to_ram = mrk_migrate_to_ram,
+};
+
 static const struct dev_pagemap_ops mrk_ops_no_free = {
 	.migrate_to_ram = mrk_migrate_to_ram,
 };
@@ -112,6 +128,8 @@ static int mrk_init(struct kunit *test)
 {
 	atomic_set(&mrk_page_free_calls, 0);
 	WRITE_ONCE(mrk_last_freed, NULL);
+	atomic_set(&mrk_folio_free_calls, 0);
+	WRITE_ONCE(mrk_last_folio, NULL);
 	return 0;
 }
 
@@ -201,6 +219,82 @@ static void final_put_calls_page_free_once(struct kunit *test)
 
 	memunmap_pages(pgmap);
 	KUNIT_EXPECT_EQ(test, atomic_read(&mrk_page_free_calls), 2);
+}
+
+/* The first pfn of @pgmap's range aligned to 2^@order, and room for it. */
+static unsigned long mrk_aligned_pfn(struct kunit *test,
+				     struct dev_pagemap *pgmap,
+				     unsigned int order)
+{
+	unsigned long pfn = ALIGN(mrk_first_pfn(pgmap), 1UL << order);
+
+	KUNIT_ASSERT_LE(test, pfn + (1UL << order) - 1, mrk_last_pfn(pgmap));
+	return pfn;
+}
+
+static void large_folio_init_and_free_whole(struct kunit *test)
+{
+	struct dev_pagemap *pgmap;
+	unsigned int order = PMD_SHIFT - PAGE_SHIFT;
+	struct folio *folio;
+	unsigned long pfn;
+	void *ret;
+
+	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_folio_ops);
+	pgmap->range = mrk_region(test);
+	ret = memremap_pages(pgmap, NUMA_NO_NODE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(ret));
+	pfn = mrk_aligned_pfn(test, pgmap, order);
+	folio = page_folio(pfn_to_page(pfn));
+
+	zone_device_folio_init(folio, pgmap, order);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), order);
+	KUNIT_EXPECT_EQ(test, folio_ref_count(folio), 1);
+	KUNIT_EXPECT_TRUE(test, folio_test_locked(folio));
+	/* every page knows its folio and, through it, its map */
+	KUNIT_EXPECT_PTR_EQ(test, page_folio(pfn_to_page(pfn + 7)), folio);
+	KUNIT_EXPECT_PTR_EQ(test, page_pgmap(pfn_to_page(pfn + 511)), pgmap);
+	KUNIT_EXPECT_TRUE(test, is_device_private_page(pfn_to_page(pfn + 300)));
+	KUNIT_EXPECT_NULL(test, folio_zone_device_data(folio));
+	folio_set_zone_device_data(folio, test);
+	KUNIT_EXPECT_PTR_EQ(test, folio_zone_device_data(folio), (void *)test);
+	folio_unlock(folio);
+
+	/* one map reference for the folio: the map waits for it */
+	KUNIT_EXPECT_FALSE(test, percpu_ref_is_zero(&pgmap->ref));
+	folio_put(folio);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mrk_folio_free_calls), 1);
+	KUNIT_EXPECT_PTR_EQ(test, READ_ONCE(mrk_last_folio), folio);
+	KUNIT_EXPECT_EQ(test, READ_ONCE(mrk_last_order), order);
+	KUNIT_EXPECT_EQ(test, folio_ref_count(folio), 0);
+
+	/* its pages can be handed out again as small pages */
+	zone_device_page_init(pfn_to_page(pfn + 5));
+	folio = page_folio(pfn_to_page(pfn + 5));
+	KUNIT_EXPECT_EQ(test, folio_order(folio), 0);
+	KUNIT_EXPECT_PTR_EQ(test, &folio->page, pfn_to_page(pfn + 5));
+	KUNIT_EXPECT_PTR_EQ(test, page_pgmap(&folio->page), pgmap);
+	KUNIT_EXPECT_TRUE(test, is_device_private_page(&folio->page));
+	folio_unlock(folio);
+	folio_put(folio);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mrk_folio_free_calls), 2);
+	KUNIT_EXPECT_EQ(test, READ_ONCE(mrk_last_order), 0);
+
+	/* and the head as a small page, and the block as a folio again */
+	zone_device_page_init(pfn_to_page(pfn));
+	KUNIT_EXPECT_EQ(test, folio_order(page_folio(pfn_to_page(pfn))), 0);
+	KUNIT_EXPECT_FALSE(test, PageHead(pfn_to_page(pfn)));
+	folio = page_folio(pfn_to_page(pfn));
+	folio_unlock(folio);
+	folio_put(folio);
+	zone_device_folio_init(folio, pgmap, 2);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), 2);
+	folio_unlock(folio);
+	folio_put(folio);
+	KUNIT_EXPECT_EQ(test, READ_ONCE(mrk_last_order), 2);
+
+	memunmap_pages(pgmap);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mrk_folio_free_calls), 4);
 }
 
 struct mrk_unmapper {
@@ -496,6 +590,7 @@ static struct kunit_case memremap_test_cases[] = {
 	KUNIT_CASE(memremap_private_pages_live_in_zone_device),
 	KUNIT_CASE(get_dev_pagemap_finds_only_live_maps),
 	KUNIT_CASE(final_put_calls_page_free_once),
+	KUNIT_CASE(large_folio_init_and_free_whole),
 	KUNIT_CASE(unmap_waits_for_page_in_use),
 	KUNIT_CASE(multi_range_map_covers_every_range),
 	KUNIT_CASE(refuses_zero_ranges),

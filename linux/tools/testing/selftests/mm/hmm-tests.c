@@ -116,6 +116,12 @@ static int dmirror_raw(int fd, unsigned long req, unsigned long addr,
 	dmirror_raw(fd, req, (unsigned long)(addr), npages, \
 		    (unsigned long)(ptr), out)
 
+/* HMM_DMIRROR_FLAGS: the flags word travels in npages. */
+static int set_flags(int fd, unsigned long long flags)
+{
+	return dmirror_raw(fd, HMM_DMIRROR_FLAGS, 0, flags, 0, NULL);
+}
+
 /*
  * 1: the device has counters; 0: it refuses HMM_DMIRROR_STATS the way a
  * driver without the command does. That is ENOTTY, or EINVAL from 6.12,
@@ -1184,11 +1190,33 @@ TEST_F(hmm, thp_mirror)
 }
 
 /*
- * A THP migrates to the device (split into small device pages) and comes
- * back with its data.
+ * Folios of @order that moved between two reads of the counters, into the
+ * device (@in) or out of it.
+ */
+static long moved_folios(const struct hmm_dmirror_stats *s0,
+			 const struct hmm_dmirror_stats *s1, unsigned int order,
+			 bool in)
+{
+	return in ? (long)(s1->folios_to_device[order] -
+			   s0->folios_to_device[order]) :
+		    (long)(s1->folios_to_system[order] -
+			   s0->folios_to_system[order]);
+}
+
+/* Order of a PMD-sized folio. */
+static unsigned int pmd_order(size_t ps)
+{
+	return __builtin_ctzl(pmd_size() / ps);
+}
+
+/*
+ * A THP migrates to the device and comes back with its data.  A private
+ * device takes it whole, into one huge device folio, and gives it back as
+ * one THP; a coherent device has no huge folios and takes it page by page.
  */
 TEST_F(hmm, thp_migrate)
 {
+	unsigned int order = pmd_order(self->ps);
 	struct hmm_dmirror_stats s0, s1;
 	struct hmm_dmirror_cmd c;
 	struct tbuf *b = tbuf_thp(self->ps, 13);
@@ -1205,12 +1233,305 @@ TEST_F(hmm, thp_migrate)
 	if (self->stats) {
 		ASSERT_EQ(b->npages, (s1.to_device - s0.to_device));
 		ASSERT_EQ(b->npages, (s1.pages_in_use - s0.pages_in_use));
+		ASSERT_EQ(variant->coherent ? 0 : 1,
+			  moved_folios(&s0, &s1, order, true));
+		ASSERT_EQ(variant->coherent ? b->npages : 0,
+			  moved_folios(&s0, &s1, 0, true));
 	}
+	s0 = s1;
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 13));
 	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(variant->coherent ? 0 : 1,
+			  moved_folios(&s0, &s1, order, false));
+		ASSERT_EQ(variant->coherent ? b->npages : 0,
+			  moved_folios(&s0, &s1, 0, false));
+		ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+	}
+	tbuf_free(b);
+}
+
+/*
+ * @n PMD-sized, PMD-aligned private anonymous huge-page-enabled slots,
+ * untouched (nothing mapped yet).
+ */
+static struct tbuf *tbuf_huge_slots(size_t psize, unsigned long n)
+{
+	size_t hp = pmd_size();
+	struct tbuf *b = calloc(1, sizeof(*b));
+	uintptr_t start;
+
+	if (!b)
+		return NULL;
+	b->npages = n * hp / psize;
+	b->size = n * hp;
+	b->resv_size = b->size + 2 * hp;
+	b->resv = mmap(NULL, b->resv_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b->resv == MAP_FAILED) {
+		free(b);
+		return NULL;
+	}
+	start = ((uintptr_t)b->resv + hp - 1) & ~(uintptr_t)(hp - 1);
+	b->cpu = mmap((void *)start, b->size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	b->dev = malloc(b->size);
+	b->snap = malloc(b->npages);
+	if (b->cpu == MAP_FAILED || !b->dev || !b->snap) {
+		tbuf_free(b);
+		return NULL;
+	}
+	madvise(b->cpu, b->size, MADV_HUGEPAGE);
+	return b;
+}
+
+/* Counters, @b's THP moved to the device; @b keeps pattern @seed. */
+static void thp_to_device(struct __test_metadata *_metadata, int fd,
+			  bool have, struct tbuf *b, uint32_t seed,
+			  struct hmm_dmirror_stats *st)
+{
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, seed));
+	stats_get(_metadata, fd, have, st);
+}
+
+/*
+ * A CPU fault on one page of a device THP brings the whole folio back, as
+ * one THP, in one fault.
+ */
+TEST_F(hmm, thp_device_folio_cpu_fault)
+{
+	unsigned int order = pmd_order(self->ps);
+	struct hmm_dmirror_stats s0, s1;
+	struct tbuf *b = tbuf_thp(self->ps, 171);
+
+	ASSERT_NE(NULL, b);
+	thp_to_device(_metadata, self->fd, self->stats, b, 171, &s0);
+	/* one read in the middle of the folio */
+	ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, 100),
+					 self->ps, 171, 100 * self->ps));
+	if (!variant->coherent)
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats && !variant->coherent) {
+		ASSERT_EQ(1, s1.faults - s0.faults);
+		ASSERT_EQ(1, moved_folios(&s0, &s1, order, false));
+		ASSERT_EQ(b->npages, s1.to_system - s0.to_system);
+		ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+	}
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 171));
+	tbuf_free(b);
+}
+
+/*
+ * An empty huge slot is filled with one huge device folio, reads as
+ * zeroes on the device and, back on the CPU, as zeroes.
+ */
+TEST_F(hmm, thp_empty_slot)
+{
+	unsigned int order = pmd_order(self->ps);
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_huge_slots(self->ps, 1);
+
+	ASSERT_NE(NULL, b);
+	memset(b->dev, 0x5a, b->size);
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		ASSERT_EQ(variant->coherent ? 0 : 1,
+			  moved_folios(&s0, &s1, order, true));
+		ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
+	}
+	ASSERT_EQ(-1, bytes_check(b->cpu, b->size, 0));
+	pattern_fill(b->cpu, b->size, 172);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 172));
+	tbuf_free(b);
+}
+
+/*
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC: no huge folio on the way in, none on the
+ * way out; everything still moves, page by page (the core splits the
+ * device folio on the way out).
+ */
+TEST_F(hmm, thp_fail_alloc)
+{
+	unsigned int order = pmd_order(self->ps);
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 173);
+
+	ASSERT_NE(NULL, b);
+	/* in with FAIL_ALLOC: small device pages */
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 173, &s1);
+	if (self->stats) {
+		ASSERT_EQ(0, moved_folios(&s0, &s1, order, true));
+		ASSERT_EQ(b->npages, moved_folios(&s0, &s1, 0, true));
+	}
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 173));
+
+	/* in whole, out with FAIL_ALLOC: the device folio is split */
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	pattern_fill(b->cpu, b->size, 174);
+	thp_to_device(_metadata, self->fd, self->stats, b, 174, &s0);
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	if (self->stats) {
+		ASSERT_EQ(0, moved_folios(&s0, &s1, order, false));
+		ASSERT_EQ(b->npages, moved_folios(&s0, &s1, 0, false));
+		ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+	}
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 174));
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * Part of a device THP unmapped: the rest keeps its data, a CPU fault on
+ * it splits a private device folio and brings back the page touched, and
+ * the device memory of the unmapped part is freed.
+ */
+TEST_F(hmm, thp_device_folio_partial_munmap)
+{
+	size_t half;
+	struct hmm_dmirror_stats s0, s1;
+	struct tbuf *b = tbuf_thp(self->ps, 175);
+	unsigned long i;
+
+	ASSERT_NE(NULL, b);
+	half = b->size / 2;
+	thp_to_device(_metadata, self->fd, self->stats, b, 175, &s0);
+	ASSERT_EQ(0, munmap(b->cpu, half));
+	for (i = b->npages / 2; i < b->npages; i++)
+		ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, i),
+						 self->ps, 175, i * self->ps));
+	/* coherent pages are read where they are */
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(s0.pages_in_use -
+			  (variant->coherent ? b->npages / 2 : b->npages),
+			  s1.pages_in_use);
+	snap_all(_metadata, self->fd, b->cpu + half, b->npages / 2,
+		 variant->coherent ? snap_local(variant, true) : SNAP_W);
+	tbuf_free(b);
+}
+
+/*
+ * mprotect() of part of a device THP: the data stays, reads work on both
+ * parts and the read-only part is mirrored read-only.
+ */
+TEST_F(hmm, thp_device_folio_mprotect)
+{
+	struct hmm_dmirror_stats s0;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 176);
+	size_t half;
+
+	ASSERT_NE(NULL, b);
+	half = b->size / 2;
+	thp_to_device(_metadata, self->fd, self->stats, b, 176, &s0);
+	ASSERT_EQ(0, mprotect(b->cpu, half, PROT_READ));
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_SNAPSHOT, b, self->ps,
+				  0, 1, &c));
+	ASSERT_EQ(snap_local(variant, false), b->snap[0]);
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_SNAPSHOT, b, self->ps,
+				  b->npages - 1, 1, &c));
+	ASSERT_EQ(snap_local(variant, true), b->snap[b->npages - 1]);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 176));
+	tbuf_free(b);
+}
+
+/*
+ * fork() with a device THP: both sides read the data, then each writes
+ * its own, and neither sees the other's.
+ */
+TEST_F(hmm, thp_device_folio_fork)
+{
+	struct hmm_dmirror_stats s0;
+	struct tbuf *b = tbuf_thp(self->ps, 177);
+	pid_t pid;
+
+	ASSERT_NE(NULL, b);
+	thp_to_device(_metadata, self->fd, self->stats, b, 177, &s0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		child_rewrite_exit(b, 177, 178);
+	ASSERT_EQ(0, child_wait(pid));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 177));
+	pattern_fill(b->cpu, b->size, 179);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 179));
+	tbuf_free(b);
+}
+
+/*
+ * A device THP evicted from the device side (HMM_DMIRROR_RELEASE) comes
+ * back whole into a THP, data intact.
+ */
+TEST_F(hmm, thp_device_folio_evicted)
+{
+	unsigned int order = pmd_order(self->ps);
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 180);
+
+	ASSERT_NE(NULL, b);
+	thp_to_device(_metadata, self->fd, self->stats, b, 180, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_RELEASE, b, &c));
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats && !variant->coherent)
+		ASSERT_EQ(1, moved_folios(&s0, &s1, order, false));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 180));
+	tbuf_free(b);
+}
+
+/*
+ * A range mixing a THP, small pages, untouched pages and a whole empty
+ * huge slot moves in one command and comes back intact.
+ */
+TEST_F(hmm, thp_mixed_range)
+{
+	struct tbuf *b = tbuf_huge_slots(self->ps, 3);
+	struct hmm_dmirror_cmd c;
+	unsigned long i, per = pmd_size() / self->ps;
+	char *small;
+
+	ASSERT_NE(NULL, b);
+	small = b->cpu + pmd_size();
+	/* slot 0: a THP; slot 1: every other page, small; slot 2: empty */
+	pattern_fill(b->cpu, pmd_size(), 181);
+	ASSERT_EQ(0, madvise(small, pmd_size(), MADV_NOHUGEPAGE));
+	for (i = 0; i < per; i += 2)
+		small[i * self->ps] = (char)i;
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, pmd_size(), 181));
+	for (i = 0; i < per; i++)
+		ASSERT_EQ(i % 2 ? 0 : (char)i, small[i * self->ps]);
+	ASSERT_EQ(-1, bytes_check(b->cpu + 2 * pmd_size(), pmd_size(), 0));
 	tbuf_free(b);
 }
 
@@ -3167,11 +3488,6 @@ TEST_F(hmm, answer_enoent_when_nothing_moves)
 /* ------------------------------------------------------------------ */
 /* Newer upstream interfaces                                           */
 /* ------------------------------------------------------------------ */
-
-static int set_flags(int fd, unsigned long long flags)
-{
-	return dmirror_raw(fd, HMM_DMIRROR_FLAGS, 0, flags, 0, NULL);
-}
 
 /*
  * HMM_DMIRROR_FLAGS (6.19's command): the flags word travels in npages,
