@@ -6,7 +6,7 @@
 
 pkgs=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev
       cpio kmod ccache busybox-static qemu-system-x86 python3 xz-utils patch
-      sparse rsync)
+      sparse rsync bash-static)
 case "${1:-}" in
 --bench) pkgs+=(gnuplot-nox) ;;
 --docs) pkgs+=(python3-sphinx python3-sphinx-rtd-theme graphviz) ;;

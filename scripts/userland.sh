@@ -21,7 +21,18 @@ cc() {
 	gcc -static -O2 -g -Wall -I"$out/usr/include" -I"$src" \
 		-I"$src/tools/testing/selftests" "$@" -o "$bin/$o" -lpthread
 }
-cc hmm-tests "$src/tools/testing/selftests/mm/hmm-tests.c"
+# hmm-tests the kselftest way: tools/testing/selftests/mm/Makefile builds
+# it like every mm selftest (linked with vm_util.c and thp_settings.c), here
+# statically and into our own directory. That Makefile also writes the
+# local_config.{h,mk} it probes for into the tree, as in any kernel tree.
+# Always rebuilt: the Makefile does not know that it depends on
+# lib/test_hmm_uapi.h and the UAPI headers. The guest runs it through the
+# base's own test_hmm.sh, shipped beside it as a kselftest install has them.
+ks=$src/tools/testing/selftests/mm
+rm -rf "$bin/kselftest-mm"
+mkdir -p "$bin/kselftest-mm"
+make -C "$ks" OUTPUT="$bin/kselftest-mm" EXTRA_CFLAGS=-g LDFLAGS=-static \
+	KHDR_INCLUDES="-isystem $out/usr/include" "$bin/kselftest-mm/hmm-tests"
 # Linux 6.12's own selftest, untouched, against our uapi header (-I$src
 # resolves its <lib/test_hmm_uapi.h>): the proof that a program written
 # for 6.12's driver reads the same answers from ours.
@@ -33,13 +44,20 @@ for c in "$TOP"/guest/tests/*.c; do
 done
 
 cp "$bin/hmm-demo" "$root/bin/"
-cp "$bin/hmm-tests" "$bin/hmm-6.12" "$root/tests/"
+cp "$bin/hmm-6.12" "$root/tests/"
+mkdir -p "$root/kselftest/mm"
+cp "$bin/kselftest-mm/hmm-tests" "$ks/test_hmm.sh" "$root/kselftest/mm/"
+# /init runs what /tests holds; with arguments for hmm-tests it runs the
+# program directly, without them through test_hmm.sh.
+ln -s ../kselftest/mm/hmm-tests "$root/tests/hmm-tests"
 for c in "$TOP"/guest/tests/*.c; do
 	[[ -f $c ]] && cp "$bin/$(basename "$c" .c)" "$root/tests/"
 done
 # make bench puts one shared binary into every kernel's image.
 cp "${HMM_BENCH_BIN:-$bin/hmm-bench}" "$root/bin/hmm-bench"
 cp /bin/busybox "$root/bin/busybox"
+# test_hmm.sh is a bash script (busybox sh has no BASH_SOURCE).
+cp /bin/bash-static "$root/bin/bash"
 cp -a "$out/modroot/lib/modules" "$root/lib/"
 install -m 755 "$TOP/guest/init" "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"

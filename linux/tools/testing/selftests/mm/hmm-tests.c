@@ -23,10 +23,14 @@
  *
  * Layout: a small library first (ioctl wrappers, buffers with guard pages,
  * data patterns, snapshot and counter checks, THP and hugetlb set-up), then
- * the fixture, then the cases grouped by subject.
+ * the fixture, then the cases grouped by subject. Like every mm selftest the
+ * program is linked with vm_util.c (see the Makefile), whose helpers it
+ * uses for the THP and hugetlb page sizes, for whether a range is one THP
+ * and for the process's anonymous RSS.
  */
 #define _GNU_SOURCE
 #include "../kselftest_harness.h"
+#include "vm_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +54,6 @@
 
 #define DEV_PATH_FMT		"/dev/hmm_dmirror%d"
 #define GUP_TEST_PATH		"/sys/kernel/debug/gup_test"
-#define THP_PMD_SIZE_PATH	"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
 #define HUGE_1G_NR_PATH \
 	"/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
 
@@ -469,25 +472,15 @@ static unsigned long read_ulong(const char *path, unsigned long dflt)
 	return v;
 }
 
+/*
+ * The PMD size. vm_util reads it from THP's sysfs, which a kernel without
+ * THP lacks; hugetlb still maps at the PMD level there: 2 MiB on x86.
+ */
 static size_t pmd_size(void)
 {
-	return read_ulong(THP_PMD_SIZE_PATH, 2UL << 20);
-}
+	uint64_t size = read_pmd_pagesize();
 
-/* Default hugetlb page size from /proc/meminfo, 0 if none. */
-static size_t hugetlb_size(void)
-{
-	char line[128];
-	unsigned long kb = 0;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb << 10;
+	return size ? size : 2UL << 20;
 }
 
 /* Size bit HMM reports for a mapping of @size bytes. */
@@ -500,7 +493,10 @@ static unsigned char order_bit(size_t size)
 	return 0;
 }
 
-/* Field @key ("Rss", "AnonHugePages") in kB of the mapping at @addr. */
+/*
+ * Field @key ("Rss") in kB of the mapping at @addr: vm_util.h has
+ * check_huge_anon() for AnonHugePages but nothing for the others.
+ */
 static unsigned long smaps_kb(void *addr, const char *key)
 {
 	char line[256], fmt[64];
@@ -524,8 +520,6 @@ static unsigned long smaps_kb(void *addr, const char *key)
 	fclose(f);
 	return kb;
 }
-
-#define smaps_thp_kb(addr)	smaps_kb(addr, "AnonHugePages")
 
 /*
  * One PMD-sized, PMD-aligned private anonymous mapping backed by a single
@@ -558,9 +552,9 @@ static struct tbuf *tbuf_thp(size_t psize, uint32_t seed)
 		goto fail;
 	madvise(b->cpu, hp, MADV_HUGEPAGE);
 	pattern_fill(b->cpu, hp, seed);
-	if (smaps_thp_kb(b->cpu) < (hp >> 10)) {
+	if (!check_huge_anon(b->cpu, 1, hp)) {
 		madvise(b->cpu, hp, MADV_COLLAPSE);
-		if (smaps_thp_kb(b->cpu) < (hp >> 10))
+		if (!check_huge_anon(b->cpu, 1, hp))
 			goto fail;
 	}
 	return b;
@@ -615,16 +609,16 @@ static int child_wait(pid_t pid)
 /* ------------------------------------------------------------------ */
 
 #define PAGEMAP_PATH		"/proc/self/pagemap"
-#define PM_SWAP_BIT		62
 #define PM_SWAP_TYPE		0x1fULL
 #define CGROUP_ROOT		"/sys/fs/cgroup"
 
 /*
  * How many of the @npages pages at @addr are in swap, and which (@in_swap,
- * if given), or -errno. Pagemap sets bit 62 for every swap-format entry;
- * a page in swap is one whose swap type (bits 0-4, shown to root) is 0,
- * the guest's only swap device: migration and device-private entries have
- * types beyond the last swap file.
+ * if given), or -errno. Pagemap sets PM_SWAP for every swap-format entry
+ * (so vm_util's pagemap_is_swapped() counts device pages too); a page in
+ * swap is one whose swap type (bits 0-4, shown to root) is 0, the guest's
+ * only swap device: migration and device-private entries have types beyond
+ * the last swap file.
  */
 static long pagemap_swapped(void *addr, unsigned long npages, size_t ps,
 			    bool *in_swap)
@@ -642,8 +636,7 @@ static long pagemap_swapped(void *addr, unsigned long npages, size_t ps,
 		      (ssize_t)bytes)
 		n = -EIO;
 	for (i = 0; n >= 0 && i < npages; i++) {
-		bool swapped = (pm[i] >> PM_SWAP_BIT & 1) &&
-			       !(pm[i] & PM_SWAP_TYPE);
+		bool swapped = (pm[i] & PM_SWAP) && !(pm[i] & PM_SWAP_TYPE);
 
 		if (in_swap)
 			in_swap[i] = swapped;
@@ -690,12 +683,15 @@ static long file_value(const char *path, const char *key)
 	return -1;
 }
 
-/* RssAnon of this process, in pages. */
-static long rss_anon(size_t ps)
+/*
+ * RssAnon of this process, in pages. vm_util's rss_anon() reads it with
+ * stdio: the first call allocates the FILE and its buffer, later calls
+ * reuse them, so a test that calls it once before it measures sees only
+ * its own pages come and go.
+ */
+static long rss_anon_pages(size_t ps)
 {
-	long kb = file_value("/proc/self/status", "RssAnon");
-
-	return kb < 0 ? -1 : kb * 1024 / (long)ps;
+	return (long)(rss_anon() * 1024 / ps);
 }
 
 /*
@@ -1183,7 +1179,7 @@ TEST_F(hmm, thp_mirror)
 	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_WRITE, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 12));
-	ASSERT_EQ(b->size >> 10, smaps_thp_kb(b->cpu));
+	ASSERT_TRUE(check_huge_anon(b->cpu, 1, b->size));
 	snap_all(_metadata, self->peer, b->cpu, b->npages,
 		 SNAP_W | HMM_DMIRROR_PROT_PMD);
 	tbuf_free(b);
@@ -1542,7 +1538,7 @@ TEST_F(hmm, thp_mixed_range)
  */
 TEST_F(hmm, hugetlb_private)
 {
-	size_t hs = hugetlb_size();
+	size_t hs = default_huge_page_size();
 	unsigned long npages = hs / self->ps;
 	struct hmm_dmirror_cmd c;
 	char *p, *io;
@@ -1580,7 +1576,7 @@ TEST_F(hmm, hugetlb_private)
  */
 TEST_F(hmm, hugetlbfs_shared)
 {
-	size_t hs = hugetlb_size();
+	size_t hs = default_huge_page_size();
 	unsigned long npages = hs / self->ps;
 	struct hmm_dmirror_cmd c;
 	char *a, *b, *io;
@@ -1643,7 +1639,7 @@ static void *map_1g(void)
  */
 TEST_F_TIMEOUT(hmm, hugetlb_order_bits, 120)
 {
-	const size_t gb = 1UL << 30, hs = hugetlb_size();
+	const size_t gb = 1UL << 30, hs = default_huge_page_size();
 	unsigned long old = read_ulong(HUGE_1G_NR_PATH, ~0UL), span = 64;
 	struct hmm_dmirror_cmd c;
 	bool raised = false;
@@ -4380,35 +4376,35 @@ TEST_F_TIMEOUT(hmm, rss_follows_migration, 120)
 	/* In place before r0: buffers the driver writes, what calls allocate. */
 	tb_touch_dev(b);
 	tb_touch_dev(h);
-	ASSERT_LE(0, rss_anon(self->ps));
+	ASSERT_LE(0, rss_anon_pages(self->ps));
 	ASSERT_EQ(0, smaps_kb(b->cpu, "Rss"));
-	r0 = rss_anon(self->ps);
+	r0 = rss_anon_pages(self->ps);
 
 	pattern_fill(b->cpu, b->size, 240);
-	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(r0 + n, rss_anon_pages(self->ps));
 	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(n, c.cpages);
-	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(r0 + n, rss_anon_pages(self->ps));
 	ASSERT_EQ(kb, smaps_kb(b->cpu, "Rss"));
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(n, c.cpages);
-	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(r0 + n, rss_anon_pages(self->ps));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 240));
 
 	/* Never touched: every page comes from the device. */
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, h, &c));
 	ASSERT_EQ(n, c.cpages);
 	ASSERT_EQ(-1, bytes_check(h->dev, h->size, 0));
-	ASSERT_EQ(r0 + 2 * n, rss_anon(self->ps));
+	ASSERT_EQ(r0 + 2 * n, rss_anon_pages(self->ps));
 	ASSERT_EQ(kb, smaps_kb(h->cpu, "Rss"));
 
 	ASSERT_EQ(0, munmap(h->cpu, h->size));
-	ASSERT_EQ(r0 + n, rss_anon(self->ps));
+	ASSERT_EQ(r0 + n, rss_anon_pages(self->ps));
 	ASSERT_EQ(0, munmap(b->cpu, b->size));
-	ASSERT_EQ(r0, rss_anon(self->ps));
+	ASSERT_EQ(r0, rss_anon_pages(self->ps));
 	tbuf_free(h);
 	tbuf_free(b);
 }
