@@ -83,6 +83,9 @@ struct hmm_dmirror_cmd {
 				 HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE |	\
 				 HMM_DMIRROR_FLAG_HOLD_LOCKED)
 
+/* Folio orders HMM_DMIRROR_STATS counts (the last one takes any above). */
+#define HMM_DMIRROR_STAT_ORDERS		10
+
 /**
  * struct hmm_dmirror_stats - counters of one device (not of one open file)
  * @faults: CPU faults on this device's pages served by migrate_to_ram()
@@ -98,7 +101,6 @@ struct hmm_dmirror_cmd {
  *
  * Counters only grow, except @pages_in_use and @pages_total.
  */
-#define HMM_DMIRROR_STAT_ORDERS		10
 struct hmm_dmirror_stats {
 	__u64		faults;
 	__u64		to_device;
