@@ -568,20 +568,28 @@ static int dmirror_range_fault_locked(struct dmirror *dmirror,
  * Look at [start, end) (at most one batch) as the device would find it,
  * faulting nothing: @pfns gets hmm_range_fault()'s result, and on success
  * the mirror's mutex is held so that the pages stay what they were until
- * the caller drops it.
+ * the caller drops it.  @flags may ask for HMM_PFN_REQ_FOLIO_ORDER.
  */
-static int dmirror_look_locked(struct dmirror *dmirror, unsigned long start,
-			       unsigned long end, unsigned long *pfns)
+static int dmirror_look_flags_locked(struct dmirror *dmirror,
+				     unsigned long start, unsigned long end,
+				     unsigned long *pfns, unsigned long flags)
 {
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
 		.start = start,
 		.end = end,
 		.hmm_pfns = pfns,
+		.default_flags = flags,
 		.dev_private_owner = dmirror->mdevice,
 	};
 
 	return dmirror_range_fault_locked(dmirror, &range);
+}
+
+static int dmirror_look_locked(struct dmirror *dmirror, unsigned long start,
+			       unsigned long end, unsigned long *pfns)
+{
+	return dmirror_look_flags_locked(dmirror, start, end, pfns, 0);
 }
 
 /*
@@ -678,8 +686,8 @@ struct dmirror_work {
 	unsigned long	src[DMIRROR_MIGRATE_BATCH];
 	unsigned long	dst[DMIRROR_MIGRATE_BATCH];
 	struct page	*pages[DMIRROR_BATCH];
-	unsigned long	pfns[DMIRROR_BATCH];
-	u8		snap[DMIRROR_BATCH];
+	unsigned long	pfns[DMIRROR_MIGRATE_BATCH];
+	u8		snap[DMIRROR_MIGRATE_BATCH];
 	void		*bounce;
 };
 
@@ -1502,7 +1510,8 @@ static u8 dmirror_snap_byte(struct dmirror_device *mdevice,
 /*
  * HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU's mapping as
  * the device would find it, without faulting anything in (the mirror is
- * left untouched too).
+ * left untouched too).  It looks a huge page's worth at a time, so that a
+ * large folio mapped by PTEs is seen whole and reported with its order.
  */
 static int dmirror_snapshot(struct dmirror *dmirror,
 			    struct hmm_dmirror_cmd *cmd,
@@ -1515,9 +1524,11 @@ static int dmirror_snapshot(struct dmirror *dmirror,
 	int ret;
 
 	for (addr = start; addr < end; addr = next) {
-		next = dmirror_batch_end(addr, end);
+		next = dmirror_migrate_end(addr, end);
 		n = (next - addr) >> PAGE_SHIFT;
-		ret = dmirror_look_locked(dmirror, addr, next, work->pfns);
+		/* the device maps a large folio whole, as it would a THP */
+		ret = dmirror_look_flags_locked(dmirror, addr, next, work->pfns,
+						HMM_PFN_REQ_FOLIO_ORDER);
 		if (ret)
 			return ret;
 		for (i = 0; i < n; i++)

@@ -218,6 +218,38 @@ static unsigned long hmm_pte_state(const struct hmm_range *range, pte_t pte)
 	return pfn | HMM_PFN_VALID | (pte_write(pte) ? HMM_PFN_WRITE : 0);
 }
 
+/*
+ * HMM_PFN_REQ_FOLIO_ORDER: @state, the state of the PTE at @addr (@ptep),
+ * maps the first page of a large folio.  If the folio's other pages follow
+ * in order, under the same rights, inside [@addr, @end) and need no fault,
+ * return the folio's order, else 0.  The table lock is held, so the folio
+ * cannot be freed or split under us.
+ */
+static unsigned int hmm_pte_folio_order(struct hmm_walker *w, pte_t *ptep,
+					unsigned long addr, unsigned long end,
+					unsigned long state)
+{
+	const struct hmm_range *range = w->range;
+	struct folio *folio;
+	unsigned long i, nr;
+
+	if (!(range->default_flags & HMM_PFN_REQ_FOLIO_ORDER) ||
+	    !(state & HMM_PFN_VALID))
+		return 0;
+	folio = page_folio(hmm_pfn_to_page(state));
+	nr = folio_nr_pages(folio);
+	if (nr == 1 || &folio->page != hmm_pfn_to_page(state) ||
+	    !IS_ALIGNED(addr, nr << PAGE_SHIFT) ||
+	    end - addr < nr << PAGE_SHIFT)
+		return 0;
+	for (i = 0; i < nr; i++) {
+		if (hmm_pte_state(range, ptep_get(ptep + i)) != state + i ||
+		    hmm_page_needs_fault(w, addr + (i << PAGE_SHIFT), state + i))
+			return 0;
+	}
+	return folio_order(folio);
+}
+
 /* Report the PTEs of [addr, end) from @ptep on; the table lock is held. */
 static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 			 unsigned long addr, unsigned long end)
@@ -230,6 +262,7 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 		unsigned long state = hmm_pte_state(range, ptep_get(ptep));
 		bool fault = state != HMM_PFN_ERROR &&
 			     hmm_page_needs_fault(w, addr, state);
+		unsigned int order;
 
 		if (ret == HMM_WALK_FAULT) {
 			/* inside a run: extend it while pages need a fault */
@@ -245,6 +278,18 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 			w->fault_start = addr;
 			w->fault_end = addr + PAGE_SIZE;
 			ret = HMM_WALK_FAULT;
+			continue;
+		}
+		order = hmm_pte_folio_order(w, ptep, addr, end, state);
+		if (order) {
+			unsigned long i, nr = 1UL << order;
+
+			for (i = 0; i < nr; i++)
+				hmm_store(slot + i, (state + i) |
+					  hmm_order_bits(order));
+			addr += (nr - 1) << PAGE_SHIFT;
+			ptep += nr - 1;
+			slot += nr - 1;
 			continue;
 		}
 		hmm_store(slot, state);

@@ -87,6 +87,13 @@
 #include <asm/tlbflush.h>
 #include "internal.h"
 
+/*
+ * The size of a compound empty slot.  HPAGE_PMD_ORDER does not build
+ * without CONFIG_TRANSPARENT_HUGEPAGE, where no compound entry is made.
+ */
+#define MDEV_PMD_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+#define MDEV_PMD_NR	BIT(MDEV_PMD_ORDER)
+
 /* Index of @addr in the arrays of @migrate. */
 static unsigned long mvma_index(const struct migrate_vma *migrate,
 				unsigned long addr)
@@ -141,7 +148,7 @@ static void mvma_fill(struct migrate_vma *migrate, struct vm_area_struct *vma,
 		} else if (mvma_compound_hole(migrate, vma, addr, end)) {
 			/* the entries of the other pages stay zero */
 			*src = MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND;
-			migrate->cpages += HPAGE_PMD_NR;
+			migrate->cpages += MDEV_PMD_NR;
 			addr += PMD_SIZE;
 		} else {
 			*src = MIGRATE_PFN_MIGRATE;
@@ -821,8 +828,8 @@ static void mdev_restore(unsigned long *mpfn, struct folio *folio,
 /*
  * Unmap the locked, referenced pages of @src_pfns, leaving migration entries
  * (steps 2 to 4 in the comment at the top).  Entries that cannot move are
- * restored, unlocked, released and cleared.  Returns how many entries are
- * still migrating, empty slots included.
+ * restored, unlocked, released and cleared.  Returns how many pages the
+ * entries still migrating cover, empty slots included.
  *
  * Every anonymous source keeps a reference on its anon_vma until finalize:
  * once the last mapping is a migration entry nothing else keeps the anon_vma
@@ -845,7 +852,9 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 
 		if (!(src_pfns[i] & MIGRATE_PFN_VALID)) {
 			/* an empty slot: the driver may still fill it */
-			moving += !!(src_pfns[i] & MIGRATE_PFN_MIGRATE);
+			if (src_pfns[i] & MIGRATE_PFN_MIGRATE)
+				moving += src_pfns[i] & MIGRATE_PFN_COMPOUND ?
+					  MDEV_PMD_NR : 1;
 			continue;
 		}
 		page = migrate_pfn_to_page(src_pfns[i]);
@@ -902,7 +911,7 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 				     !folio_is_zone_device(folio));
 			continue;
 		}
-		moving++;
+		moving += folio_nr_pages(folio);
 	}
 	return moving;
 }
@@ -1197,7 +1206,7 @@ static bool mdev_dst_fits(unsigned long src, unsigned long dst)
 	unsigned int order = 0;
 
 	if (src & MIGRATE_PFN_COMPOUND)
-		order = page ? folio_order(page_folio(page)) : HPAGE_PMD_ORDER;
+		order = page ? folio_order(page_folio(page)) : MDEV_PMD_ORDER;
 	return &newfolio->page == newpage && folio_order(newfolio) == order &&
 	       !!(dst & MIGRATE_PFN_COMPOUND) == !!order;
 }
@@ -1268,11 +1277,11 @@ static void mvma_fill_compound(struct migrate_vma *migrate, unsigned long i)
 		return;
 	}
 	src[0] &= ~MIGRATE_PFN_COMPOUND;
-	if (!mdev_dst_small(dst, HPAGE_PMD_NR)) {
+	if (!mdev_dst_small(dst, MDEV_PMD_NR)) {
 		src[0] = 0;
 		return;
 	}
-	for (j = 0; j < HPAGE_PMD_NR; j++) {
+	for (j = 0; j < MDEV_PMD_NR; j++) {
 		struct page *newpage = migrate_pfn_to_page(dst[j]);
 
 		src[j] = 0;
@@ -1308,7 +1317,7 @@ static void mdev_pages(unsigned long *src_pfns,
 		 */
 		if (compound)
 			nr = page ? folio_nr_pages(page_folio(page)) :
-				    HPAGE_PMD_NR;
+				    MDEV_PMD_NR;
 		if (nr > npages - i)
 			nr = 0;
 

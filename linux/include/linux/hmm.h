@@ -35,6 +35,12 @@
  *	in if the CPU page table does not map it
  * @HMM_PFN_REQ_WRITE: input: with @HMM_PFN_REQ_FAULT, the device needs
  *	write access, so break copy-on-write and fault for write
+ * @HMM_PFN_REQ_FOLIO_ORDER: input, in hmm_range.default_flags only: also
+ *	report in the order field the order of a large folio that PTEs map
+ *	whole, in order, naturally aligned and all with the same rights (a
+ *	device folio of the caller's, a THP split to PTEs, a large anonymous
+ *	folio), so that a device with large pages can map it at once.
+ *	Without it only PMD and PUD mappings carry an order, as always.
  * @HMM_PFN_FLAGS: every bit that is not part of the pfn
  *
  * Each entry of hmm_range.hmm_pfns is an unsigned long: the page frame
@@ -67,6 +73,7 @@ enum hmm_pfn_flags {
 	/* input */
 	HMM_PFN_REQ_FAULT	= HMM_PFN_VALID,
 	HMM_PFN_REQ_WRITE	= HMM_PFN_WRITE,
+	HMM_PFN_REQ_FOLIO_ORDER	= HMM_PFN_ERROR,
 
 	HMM_PFN_FLAGS		= ~((1UL << HMM_PFN_ORDER_SHIFT) - 1),
 };

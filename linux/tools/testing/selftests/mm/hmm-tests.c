@@ -1225,6 +1225,17 @@ static unsigned int pmd_order(size_t ps)
 }
 
 /*
+ * The order bit a snapshot shows for a THP that went to the device and
+ * back (or for the device folio it became): a private device moves it
+ * whole, and the device maps a large folio whole even where PTEs map it;
+ * a coherent device moves it page by page.
+ */
+static unsigned char thp_snap_bit(const struct _fixture_variant_hmm *v)
+{
+	return v->coherent ? 0 : HMM_DMIRROR_PROT_PMD;
+}
+
+/*
  * A THP migrates to the device and comes back with its data.  A private
  * device takes it whole, into one huge device folio, and gives it back as
  * one THP; a coherent device has no huge folios and takes it page by page.
@@ -1243,7 +1254,7 @@ TEST_F(hmm, thp_migrate)
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 13));
 	snap_all(_metadata, self->fd, b->cpu, b->npages,
-		 snap_local(variant, true));
+		 snap_local(variant, true) | thp_snap_bit(variant));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
 		ASSERT_EQ(b->npages, (s1.to_device - s0.to_device));
@@ -1258,7 +1269,8 @@ TEST_F(hmm, thp_migrate)
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 13));
-	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 SNAP_W | thp_snap_bit(variant));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
 		ASSERT_EQ(variant->coherent ? 0 : 1,
@@ -1333,7 +1345,8 @@ TEST_F(hmm, thp_device_folio_cpu_fault)
 	ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, 100),
 					 self->ps, 171, 100 * self->ps));
 	if (!variant->coherent)
-		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		snap_all(_metadata, self->fd, b->cpu, b->npages,
+			 SNAP_W | HMM_DMIRROR_PROT_PMD);
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats && !variant->coherent) {
 		ASSERT_EQ(1, s1.faults - s0.faults);
@@ -1363,7 +1376,7 @@ TEST_F(hmm, thp_empty_slot)
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
 	snap_all(_metadata, self->fd, b->cpu, b->npages,
-		 snap_local(variant, true));
+		 snap_local(variant, true) | thp_snap_bit(variant));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats) {
 		ASSERT_EQ(variant->coherent ? 0 : 1,
@@ -1512,7 +1525,8 @@ TEST_F(hmm, thp_device_folio_evicted)
 	ASSERT_NE(NULL, b);
 	thp_to_device(_metadata, self->fd, self->stats, b, 180, &s0);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_RELEASE, b, &c));
-	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 SNAP_W | thp_snap_bit(variant));
 	stats_get(_metadata, self->fd, self->stats, &s1);
 	if (self->stats && !variant->coherent)
 		ASSERT_EQ(1, moved_folios(&s0, &s1, order, false));
@@ -1540,13 +1554,98 @@ TEST_F(hmm, thp_mixed_range)
 		small[i * self->ps] = (char)i;
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
-	snap_all(_metadata, self->fd, b->cpu, b->npages,
-		 snap_local(variant, true));
+	/* the THP and the empty slot became huge device folios */
+	snap_all(_metadata, self->fd, b->cpu, per,
+		 snap_local(variant, true) | thp_snap_bit(variant));
+	snap_all(_metadata, self->fd, small, per, snap_local(variant, true));
+	snap_all(_metadata, self->fd, small + pmd_size(), per,
+		 snap_local(variant, true) | thp_snap_bit(variant));
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(-1, pattern_check(b->cpu, pmd_size(), 181));
 	for (i = 0; i < per; i++)
 		ASSERT_EQ(i % 2 ? 0 : (char)i, small[i * self->ps]);
 	ASSERT_EQ(-1, bytes_check(b->cpu + 2 * pmd_size(), pmd_size(), 0));
+	tbuf_free(b);
+}
+
+/*
+ * MADV_DONTNEED of part of a device THP: that part reads as zeroes, the
+ * rest keeps its data, and once the rest has come back (the device folio
+ * split) none of the device memory stays in use.
+ */
+TEST_F(hmm, thp_device_folio_dontneed)
+{
+	struct hmm_dmirror_stats s0, s1;
+	struct tbuf *b = tbuf_thp(self->ps, 182);
+	size_t quarter;
+
+	ASSERT_NE(NULL, b);
+	quarter = b->size / 4;
+	thp_to_device(_metadata, self->fd, self->stats, b, 182, &s0);
+	ASSERT_EQ(0, madvise(b->cpu, quarter, MADV_DONTNEED));
+	ASSERT_EQ(-1, bytes_check(b->cpu, quarter, 0));
+	ASSERT_EQ(-1, pattern_check_from(b->cpu + quarter, b->size - quarter,
+					 182, quarter));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats && !variant->coherent)
+		ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+	tbuf_free(b);
+}
+
+/*
+ * mremap() of a device THP, to an aligned place and to one that is not:
+ * the data follows, and CPU faults bring it back from either.
+ */
+TEST_F(hmm, thp_device_folio_mremap)
+{
+	size_t hp = pmd_size();
+	struct hmm_dmirror_stats s0;
+	int shift;
+
+	for (shift = 0; shift < 2; shift++) {
+		struct tbuf *b = tbuf_thp(self->ps, 183 + shift);
+		char *to, *q;
+
+		ASSERT_NE(NULL, b);
+		thp_to_device(_metadata, self->fd, self->stats, b, 183 + shift,
+			      &s0);
+		/* a free, aligned 2 huge pages; the target inside it */
+		to = mmap(NULL, 3 * hp, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, to);
+		to = (char *)(((uintptr_t)to + hp - 1) & ~(uintptr_t)(hp - 1));
+		to += shift * self->ps;
+		q = mremap(b->cpu, hp, hp, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		ASSERT_EQ(to, q);
+		ASSERT_EQ(-1, pattern_check(q, hp, 183 + shift));
+		ASSERT_EQ(0, munmap(q, hp));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * A THP back from the device is an ordinary THP again: it can be
+ * swapped out and read back, and RSS counted it all along.
+ */
+TEST_F(hmm, thp_back_then_swapped)
+{
+	struct hmm_dmirror_stats s0;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 185);
+	long r0, r1;
+
+	ASSERT_NE(NULL, b);
+	tb_touch_dev(b);
+	r0 = rss_anon_pages(self->ps);
+	thp_to_device(_metadata, self->fd, self->stats, b, 185, &s0);
+	r1 = rss_anon_pages(self->ps);
+	/* device pages are counted as the process's anonymous memory */
+	ASSERT_LE(r0 - 16, r1);
+	ASSERT_GE(r0 + 16, r1);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_PAGEOUT));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 185));
 	tbuf_free(b);
 }
 
