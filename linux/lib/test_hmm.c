@@ -878,14 +878,11 @@ static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 			continue;
 		if (large) {
 			nr = 1L << DMIRROR_LARGE_ORDER;
-			if (!fail_large)
+			/* only huge folios of this one order are handed out */
+			if (!fail_large &&
+			    (!spage || folio_nr_pages(page_folio(spage)) == nr))
 				dfolio = dmirror_folio_get(mdevice, true);
-			if (!dfolio || (spage &&
-					folio_nr_pages(page_folio(spage)) != nr)) {
-				if (dfolio) {
-					folio_unlock(dfolio);
-					folio_put(dfolio);
-				}
+			if (!dfolio) {
 				all = false;
 				continue;
 			}
