@@ -341,6 +341,31 @@ static bool hmm_pmd_is_leaf(pmd_t pmd)
 	return is_swap_pmd(pmd) || pmd_trans_huge(pmd) || pmd_devmap(pmd);
 }
 
+/*
+ * CPU state of the page at @addr of a PMD leaf: a THP, DAX, or a whole
+ * device folio.  As for ptes, the caller's own device-private memory is
+ * mirrored where it is, anybody else's reads as not mapped (a fault brings
+ * it back); so does a migration entry (a fault waits for it).
+ */
+static unsigned long hmm_pmd_state(const struct hmm_range *range, pmd_t pmd,
+				   unsigned long addr, unsigned long *pfn)
+{
+	unsigned int order = PMD_SHIFT - PAGE_SHIFT;
+
+	if (is_pmd_device_private_entry(pmd)) {
+		swp_entry_t entry = pmd_to_swp_entry(pmd);
+		struct page *page = pfn_swap_entry_to_page(entry);
+
+		return hmm_leaf_state(range->dev_private_owner &&
+				      page_pgmap(page)->owner ==
+				      range->dev_private_owner,
+				      is_writable_device_private_entry(entry),
+				      order, swp_offset_pfn(entry), addr, pfn);
+	}
+	return hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
+			      pmd_write(pmd), order, pmd_pfn(pmd), addr, pfn);
+}
+
 static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
@@ -364,10 +389,7 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	/* a migration entry reads as not mapped: a fault waits for it */
-	state = hmm_leaf_state(pmd_present(pmd) && !pmd_protnone(pmd),
-			       pmd_write(pmd), PMD_SHIFT - PAGE_SHIFT,
-			       pmd_pfn(pmd), addr, &pfn);
+	state = hmm_pmd_state(w->range, pmd, addr, &pfn);
 	ret = hmm_report(w, addr, end, state, pfn);
 	spin_unlock(ptl);
 	return ret;

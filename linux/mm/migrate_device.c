@@ -54,11 +54,14 @@
  * entry carrying MIGRATE_PFN_COMPOUND, the entries of its other pages left
  * zero; a PMD-mapped THP has its PMD split into ptes first (the folio stays
  * whole), so that every large folio on its way is mapped by ptes and its
- * migration entries are ptes.  That is also how a large device folio is
- * mapped afterwards: by one device-private entry per page, which the rest
- * of mm handles page by page (munmap, mprotect, mremap, fork, rmap) as it
- * does for any pte-mapped large folio.  A PMD-sized empty slot is offered
- * as one compound empty entry.
+ * migration entries are ptes.  A device-private PMD entry is split into
+ * device-private ptes the same way before its folio is collected.  After
+ * the move, finalize maps a device folio the size of a PMD by one
+ * device-private PMD entry wherever it is mapped whole and aligned
+ * (mdev_map_pmd()); a device folio of another order stays mapped by one
+ * device-private pte per page, which the rest of mm handles page by page
+ * as it does for any pte-mapped large folio.  A PMD-sized empty slot is
+ * offered as one compound empty entry.
  *
  * The driver answers a compound entry with a folio of the same order
  * (MIGRATE_PFN_COMPOUND in dst), which takes the source's place whole, or
@@ -695,6 +698,36 @@ static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 	return true;
 }
 
+/*
+ * A device-private PMD maps a device folio whole.  If its pages are to
+ * move, split the entry into device-private ptes (the folio stays whole)
+ * for the pte loop, and return true; return false to skip the range.
+ */
+static bool mvma_collect_device_pmd(struct migrate_vma *migrate,
+				    struct mm_walk *walk, pmd_t *pmdp,
+				    unsigned long addr)
+{
+	spinlock_t *ptl;	/* of the pmd */
+	struct page *page;
+	bool wanted;
+	pmd_t pmd;
+
+	ptl = pmd_lock(walk->mm, pmdp);
+	pmd = pmdp_get(pmdp);
+	if (!is_pmd_device_private_entry(pmd)) {
+		/* Changed under us: let the caller look again. */
+		spin_unlock(ptl);
+		return true;
+	}
+	page = pfn_swap_entry_to_page(pmd_to_swp_entry(pmd));
+	wanted = mvma_wants_device(migrate, page_pgmap(page),
+				   MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
+	spin_unlock(ptl);
+	if (wanted)
+		split_huge_pmd(walk->vma, pmdp, addr);
+	return wanted;
+}
+
 static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 			    unsigned long end, struct mm_walk *walk)
 {
@@ -720,6 +753,12 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 		if (pmd_trans_huge(pmd)) {
 			if (mvma_collect_huge_pmd(migrate, walk, pmdp, addr,
 						  end, &skip))
+				continue;
+			mvma_fill(migrate, walk->vma, addr, end, false);
+			break;
+		}
+		if (is_pmd_device_private_entry(pmd)) {
+			if (mvma_collect_device_pmd(migrate, walk, pmdp, addr))
 				continue;
 			mvma_fill(migrate, walk->vma, addr, end, false);
 			break;
@@ -816,11 +855,209 @@ static void mdev_release_src(struct folio *folio, bool to_lru)
 		put_anon_vma(anon_vma);
 }
 
+#ifdef CONFIG_ARCH_ENABLE_THP_MIGRATION
+/*
+ * The lock of the PTE table under the locked PMD @pmdp, if it is another
+ * one (without split page table locks both are the mm's).
+ */
+static spinlock_t *mdev_lock_table(struct mm_struct *mm, pmd_t *pmdp,
+				   spinlock_t *pml)
+	__acquires(ptl)
+{
+	spinlock_t *ptl = pte_lockptr(mm, pmdp);
+
+	if (ptl != pml)
+		spin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
+	else
+		__acquire(ptl);
+	return ptl;
+}
+
+static void mdev_unlock_table(spinlock_t *ptl, spinlock_t *pml)
+	__releases(ptl)
+{
+	if (ptl != pml)
+		spin_unlock(ptl);
+	else
+		__release(ptl);
+}
+
+/* What the ptes of a folio about to be mapped by a PMD said. */
+struct mdev_pmd_bits {
+	bool write, dirty, young, soft_dirty;
+};
+
+/*
+ * Is @pte the mapping of page @i of @folio, an anonymous page exclusive
+ * to this mapping, writable as @bits says, not uffd-wp, and for a system
+ * page present and accessible?  Collects the dirty, young and soft-dirty
+ * bits in @bits.
+ */
+static bool mdev_pte_fits(pte_t pte, struct folio *folio, long i,
+			  struct mdev_pmd_bits *bits)
+{
+	unsigned long pfn = folio_pfn(folio) + i;
+
+	if (!PageAnonExclusive(folio_page(folio, i)))
+		return false;
+	if (folio_is_device_private(folio)) {
+		swp_entry_t entry;
+
+		if (!is_swap_pte(pte) || pte_swp_uffd_wp(pte))
+			return false;
+		entry = pte_to_swp_entry(pte);
+		bits->soft_dirty |= pte_swp_soft_dirty(pte);
+		return is_device_private_entry(entry) &&
+		       swp_offset_pfn(entry) == pfn &&
+		       is_writable_device_private_entry(entry) == bits->write;
+	}
+	if (!pte_present(pte) || pte_protnone(pte) || pte_uffd_wp(pte) ||
+	    pte_pfn(pte) != pfn || pte_write(pte) != bits->write)
+		return false;
+	bits->dirty |= pte_dirty(pte);
+	bits->young |= pte_young(pte);
+	bits->soft_dirty |= pte_soft_dirty(pte);
+	return true;
+}
+
+/* The PMD entry that maps @folio whole, with what its ptes said. */
+static pmd_t mdev_pmd_entry(struct vm_area_struct *vma, struct folio *folio,
+			    const struct mdev_pmd_bits *bits)
+{
+	swp_entry_t entry;
+	pmd_t pmd;
+
+	if (folio_is_device_private(folio)) {
+		entry = bits->write ?
+			make_writable_device_private_entry(folio_pfn(folio)) :
+			make_readable_device_private_entry(folio_pfn(folio));
+		pmd = swp_entry_to_pmd(entry);
+		return bits->soft_dirty ? pmd_swp_mksoft_dirty(pmd) : pmd;
+	}
+	pmd = mk_huge_pmd(&folio->page, vma->vm_page_prot);
+	pmd = bits->young ? pmd_mkyoung(pmd) : pmd_mkold(pmd);
+	if (bits->dirty)
+		pmd = pmd_mkdirty(pmd);
+	if (bits->write)
+		pmd = maybe_pmd_mkwrite(pmd, vma);
+	return bits->soft_dirty ? pmd_mksoft_dirty(pmd) : pmd;
+}
+
+/*
+ * Replace the ptes at @ptep, which map @folio at @addr, by one PMD entry
+ * at @pmdp, if each is the mapping mdev_pte_fits() wants, all of one kind.
+ * The emptied PTE table becomes the PMD's deposited table, as for any
+ * THP, so that splitting the entry again needs no allocation.  Both table
+ * locks are held.
+ */
+static void mdev_ptes_to_pmd(struct vm_area_struct *vma, unsigned long addr,
+			     pmd_t *pmdp, pte_t *ptep, struct folio *folio)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct mdev_pmd_bits bits = { };
+	pte_t first = ptep_get(ptep);
+	pmd_t pmd;
+	long i;
+
+	if (pte_present(first))
+		bits.write = pte_write(first);
+	else if (is_swap_pte(first))
+		bits.write = is_writable_device_private_entry(pte_to_swp_entry(first));
+	for (i = 0; i < HPAGE_PMD_NR; i++)
+		if (!mdev_pte_fits(ptep_get(ptep + i), folio, i, &bits))
+			return;
+
+	pmd = pmdp_collapse_flush(vma, addr, pmdp);
+	for (i = 0; i < HPAGE_PMD_NR; i++)
+		pte_clear(mm, addr + i * PAGE_SIZE, ptep + i);
+	pgtable_trans_huge_deposit(mm, pmdp, pmd_pgtable(pmd));
+
+	/* A PMD-mapped folio is exclusive through its head page alone. */
+	folio_add_anon_rmap_pmd(folio, &folio->page, vma, addr,
+				RMAP_EXCLUSIVE);
+	folio_remove_rmap_ptes(folio, &folio->page, HPAGE_PMD_NR, vma);
+	for (i = 1; i < HPAGE_PMD_NR; i++)
+		ClearPageAnonExclusive(folio_page(folio, i));
+	folio_ref_sub(folio, HPAGE_PMD_NR - 1);
+
+	set_pmd_at(mm, addr, pmdp, mdev_pmd_entry(vma, folio, &bits));
+	if (!folio_is_device_private(folio))
+		update_mmu_cache_pmd(vma, addr, pmdp);
+}
+
+/*
+ * rmap_walk() callback of mdev_map_pmd(): if @vma maps @folio whole and
+ * PMD-aligned at @addr, try to map it by one PMD entry there.  The folio
+ * is locked.
+ */
+static bool mdev_map_pmd_one(struct folio *folio, struct vm_area_struct *vma,
+			     unsigned long addr, void *arg)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	spinlock_t *pml, *ptl;	/* of the PMD, of the PTE table */
+	pte_t *ptep;
+	pmd_t *pmdp;
+	pmd_t pmd;
+
+	if (!IS_ALIGNED(addr, PMD_SIZE) || addr < vma->vm_start ||
+	    vma->vm_end - addr < PMD_SIZE ||
+	    linear_page_index(vma, addr) != folio->index ||
+	    (vma->vm_flags & VM_LOCKED) ||
+	    !thp_vma_allowable_order(vma, vma->vm_flags, TVA_ENFORCE_SYSFS,
+				     HPAGE_PMD_ORDER))
+		return true;
+	pmdp = mm_find_pmd(mm, addr);
+	if (!pmdp)
+		return true;
+
+	pml = pmd_lock(mm, pmdp);
+	pmd = pmdp_get(pmdp);
+	if (pmd_present(pmd) && !pmd_leaf(pmd)) {
+		ptl = mdev_lock_table(mm, pmdp, pml);
+		ptep = pte_offset_map(pmdp, addr);
+		if (ptep) {
+			__acquire(RCU);	/* taken by the map, dropped by the unmap */
+			mdev_ptes_to_pmd(vma, addr, pmdp, ptep, folio);
+			pte_unmap(ptep);
+		}
+		mdev_unlock_table(ptl, pml);
+	}
+	spin_unlock(pml);
+	return true;
+}
+
+/*
+ * @folio, locked, an anonymous folio the size of a PMD, was just mapped
+ * again by ptes: by the migration entries of the folio itself, or of the
+ * folio it replaced.  Wherever it is now mapped whole and aligned, as a
+ * THP would be, map it by one PMD entry instead: a device-private PMD for
+ * device-private memory (which the rest of mm splits back into ptes when
+ * it needs to look at a part), a huge PMD for a THP of system memory.
+ */
+static void mdev_map_pmd(struct folio *folio)
+{
+	struct rmap_walk_control rwc = {
+		.rmap_one = mdev_map_pmd_one,
+	};
+
+	if (folio_order(folio) != HPAGE_PMD_ORDER || !folio_test_anon(folio) ||
+	    !folio_mapped(folio) ||
+	    (folio_is_zone_device(folio) && !folio_is_device_private(folio)))
+		return;
+	rmap_walk(folio, &rwc);
+}
+#else
+static void mdev_map_pmd(struct folio *folio)
+{
+}
+#endif /* CONFIG_ARCH_ENABLE_THP_MIGRATION */
+
 /* Map a source folio back where it was, let it go, clear its entry. */
 static void mdev_restore(unsigned long *mpfn, struct folio *folio,
 			 bool isolated)
 {
 	remove_migration_ptes(folio, folio, 0);
+	mdev_map_pmd(folio);
 	mdev_release_src(folio, isolated);
 	*mpfn = 0;
 }
@@ -895,9 +1132,10 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 
 		/*
 		 * A large folio may still be mapped by a PMD elsewhere (a
-		 * child after fork()): its migration entries must be ptes,
-		 * as the folio may come back as small pages or as device
-		 * memory, which no PMD maps.
+		 * child after fork(), or any mapping of a device folio when
+		 * we start from a pfn): migration entries are always ptes
+		 * here, as the folio may come back as small pages.  A
+		 * device folio is mapped by a PMD again at finalize.
 		 */
 		if (folio_mapped(folio))
 			try_to_migrate(folio, folio_test_large(folio) ?
@@ -1438,6 +1676,7 @@ static void mdev_finalize(const unsigned long *src_pfns,
 			 * reference now, an unused one is freed.
 			 */
 			if (newfolio) {
+				mdev_map_pmd(newfolio);
 				folio_unlock(newfolio);
 				folio_put(newfolio);
 			}
@@ -1447,6 +1686,7 @@ static void mdev_finalize(const unsigned long *src_pfns,
 		folio = page_folio(page);
 		moved = newfolio && (src_pfns[i] & MIGRATE_PFN_MIGRATE);
 		remove_migration_ptes(folio, moved ? newfolio : folio, 0);
+		mdev_map_pmd(moved ? newfolio : folio);
 		mdev_release_src(folio, !moved &&
 				 !folio_is_zone_device(folio));
 

@@ -1268,6 +1268,8 @@ TEST_F(hmm, thp_migrate)
 
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
+	/* back as a THP mapped by a PMD again */
+	ASSERT_TRUE(check_huge_anon(b->cpu, !variant->coherent, pmd_size()));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 13));
 	snap_all(_metadata, self->fd, b->cpu, b->npages,
 		 SNAP_W | thp_snap_bit(variant));
@@ -1316,16 +1318,22 @@ static struct tbuf *tbuf_huge_slots(size_t psize, unsigned long n)
 	return b;
 }
 
-/* Counters, @b's THP moved to the device; @b keeps pattern @seed. */
+/*
+ * Counters, @b's THP moved to the device; @b keeps pattern @seed.  When it
+ * became one huge device folio (@pmd), one device-private PMD entry maps
+ * it, which smaps counts as an anonymous huge page; mapped page by page,
+ * it counts none.
+ */
 static void thp_to_device(struct __test_metadata *_metadata, int fd,
 			  bool have, struct tbuf *b, uint32_t seed,
-			  struct hmm_dmirror_stats *st)
+			  struct hmm_dmirror_stats *st, bool pmd)
 {
 	struct hmm_dmirror_cmd c;
 
 	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, seed));
+	ASSERT_TRUE(check_huge_anon(b->cpu, pmd ? 1 : 0, pmd_size()));
 	stats_get(_metadata, fd, have, st);
 }
 
@@ -1340,10 +1348,12 @@ TEST_F(hmm, thp_device_folio_cpu_fault)
 	struct tbuf *b = tbuf_thp(self->ps, 171);
 
 	ASSERT_NE(NULL, b);
-	thp_to_device(_metadata, self->fd, self->stats, b, 171, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 171, &s0,
+		      !variant->coherent);
 	/* one read in the middle of the folio */
 	ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, 100),
 					 self->ps, 171, 100 * self->ps));
+	ASSERT_TRUE(check_huge_anon(b->cpu, !variant->coherent, pmd_size()));
 	if (!variant->coherent)
 		snap_all(_metadata, self->fd, b->cpu, b->npages,
 			 SNAP_W | HMM_DMIRROR_PROT_PMD);
@@ -1405,7 +1415,7 @@ TEST_F(hmm, thp_fail_alloc)
 	/* in with FAIL_ALLOC: small device pages */
 	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
 	stats_get(_metadata, self->fd, self->stats, &s0);
-	thp_to_device(_metadata, self->fd, self->stats, b, 173, &s1);
+	thp_to_device(_metadata, self->fd, self->stats, b, 173, &s1, false);
 	if (self->stats) {
 		ASSERT_EQ(0, moved_folios(&s0, &s1, order, true));
 		ASSERT_EQ(b->npages, moved_folios(&s0, &s1, 0, true));
@@ -1417,7 +1427,8 @@ TEST_F(hmm, thp_fail_alloc)
 	/* in whole, out with FAIL_ALLOC: the device folio is split */
 	ASSERT_EQ(0, set_flags(self->fd, 0));
 	pattern_fill(b->cpu, b->size, 174);
-	thp_to_device(_metadata, self->fd, self->stats, b, 174, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 174, &s0,
+		      !variant->coherent);
 	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
@@ -1447,7 +1458,8 @@ TEST_F(hmm, thp_device_folio_partial_munmap)
 
 	ASSERT_NE(NULL, b);
 	half = b->size / 2;
-	thp_to_device(_metadata, self->fd, self->stats, b, 175, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 175, &s0,
+		      !variant->coherent);
 	ASSERT_EQ(0, munmap(b->cpu, half));
 	for (i = b->npages / 2; i < b->npages; i++)
 		ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, i),
@@ -1476,7 +1488,8 @@ TEST_F(hmm, thp_device_folio_mprotect)
 
 	ASSERT_NE(NULL, b);
 	half = b->size / 2;
-	thp_to_device(_metadata, self->fd, self->stats, b, 176, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 176, &s0,
+		      !variant->coherent);
 	ASSERT_EQ(0, mprotect(b->cpu, half, PROT_READ));
 	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_SNAPSHOT, b, self->ps,
 				  0, 1, &c));
@@ -1499,7 +1512,8 @@ TEST_F(hmm, thp_device_folio_fork)
 	pid_t pid;
 
 	ASSERT_NE(NULL, b);
-	thp_to_device(_metadata, self->fd, self->stats, b, 177, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 177, &s0,
+		      !variant->coherent);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
@@ -1523,8 +1537,10 @@ TEST_F(hmm, thp_device_folio_evicted)
 	struct tbuf *b = tbuf_thp(self->ps, 180);
 
 	ASSERT_NE(NULL, b);
-	thp_to_device(_metadata, self->fd, self->stats, b, 180, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 180, &s0,
+		      !variant->coherent);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_RELEASE, b, &c));
+	ASSERT_TRUE(check_huge_anon(b->cpu, !variant->coherent, pmd_size()));
 	snap_all(_metadata, self->fd, b->cpu, b->npages,
 		 SNAP_W | thp_snap_bit(variant));
 	stats_get(_metadata, self->fd, self->stats, &s1);
@@ -1581,7 +1597,8 @@ TEST_F(hmm, thp_device_folio_dontneed)
 
 	ASSERT_NE(NULL, b);
 	quarter = b->size / 4;
-	thp_to_device(_metadata, self->fd, self->stats, b, 182, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 182, &s0,
+		      !variant->coherent);
 	ASSERT_EQ(0, madvise(b->cpu, quarter, MADV_DONTNEED));
 	ASSERT_EQ(-1, bytes_check(b->cpu, quarter, 0));
 	ASSERT_EQ(-1, pattern_check_from(b->cpu + quarter, b->size - quarter,
@@ -1608,7 +1625,7 @@ TEST_F(hmm, thp_device_folio_mremap)
 
 		ASSERT_NE(NULL, b);
 		thp_to_device(_metadata, self->fd, self->stats, b, 183 + shift,
-			      &s0);
+			      &s0, !variant->coherent);
 		/* a free, aligned 2 huge pages; the target inside it */
 		to = mmap(NULL, 3 * hp, PROT_NONE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1617,10 +1634,79 @@ TEST_F(hmm, thp_device_folio_mremap)
 		to += shift * self->ps;
 		q = mremap(b->cpu, hp, hp, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 		ASSERT_EQ(to, q);
+		/* an aligned move takes the PMD entry along, whole */
+		ASSERT_TRUE(check_huge_anon(q, !shift && !variant->coherent,
+					    hp));
 		ASSERT_EQ(-1, pattern_check(q, hp, 183 + shift));
 		ASSERT_EQ(0, munmap(q, hp));
 		tbuf_free(b);
 	}
+}
+
+/*
+ * Whole-PMD operations on a device THP work on its one entry: pagemap
+ * shows each page as a swap-format entry, mprotect() leaves it read-only
+ * for the device and the data readable by the CPU, and MADV_DONTNEED
+ * frees all of its device memory at once.
+ */
+TEST_F(hmm, thp_device_pmd_whole_ops)
+{
+	unsigned char pmd = thp_snap_bit(variant);
+	struct hmm_dmirror_stats s0, s1;
+	struct tbuf *b = tbuf_thp(self->ps, 186);
+	unsigned long i;
+	int fd;
+
+	ASSERT_NE(NULL, b);
+	thp_to_device(_metadata, self->fd, self->stats, b, 186, &s0,
+		      !variant->coherent);
+	fd = open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < b->npages; i++)
+		ASSERT_EQ(!variant->coherent,
+			  pagemap_is_swapped(fd, tb_page(b, self->ps, i)));
+	close(fd);
+
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ));
+	ASSERT_TRUE(check_huge_anon(b->cpu, !variant->coherent, pmd_size()));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, false) | pmd);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 186));
+	ASSERT_EQ(0, mprotect(b->cpu, b->size, PROT_READ | PROT_WRITE));
+	pattern_fill(b->cpu, b->size, 187);
+
+	thp_to_device(_metadata, self->fd, self->stats, b, 187, &s0,
+		      !variant->coherent);
+	ASSERT_EQ(0, madvise(b->cpu, b->size, MADV_DONTNEED));
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats)
+		ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+	ASSERT_EQ(-1, bytes_check(b->cpu, b->size, 0));
+	tbuf_free(b);
+}
+
+/*
+ * Another device reading a device THP it does not own faults it back to
+ * system memory (a coherent one reads it where it is), and the owner then
+ * sees a THP of system memory.
+ */
+TEST_F(hmm, thp_device_pmd_read_by_peer)
+{
+	struct hmm_dmirror_stats s0;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 188);
+
+	ASSERT_NE(NULL, b);
+	thp_to_device(_metadata, self->fd, self->stats, b, 188, &s0,
+		      !variant->coherent);
+	memset(b->dev, 0, b->size);
+	ASSERT_EQ(0, tb_cmd(self->peer, HMM_DMIRROR_READ, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, 188));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 (variant->coherent ? snap_local(variant, true) : SNAP_W) |
+		 thp_snap_bit(variant));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 188));
+	tbuf_free(b);
 }
 
 /*
@@ -1637,7 +1723,8 @@ TEST_F(hmm, thp_back_then_swapped)
 	ASSERT_NE(NULL, b);
 	tb_touch_dev(b);
 	r0 = rss_anon_pages(self->ps);
-	thp_to_device(_metadata, self->fd, self->stats, b, 185, &s0);
+	thp_to_device(_metadata, self->fd, self->stats, b, 185, &s0,
+		      !variant->coherent);
 	r1 = rss_anon_pages(self->ps);
 	/* device pages are counted as the process's anonymous memory */
 	ASSERT_LE(r0 - 16, r1);
