@@ -853,12 +853,40 @@ static int dmirror_check_migratable(struct mm_struct *mm, unsigned long start,
 }
 
 /*
+ * One order-0 device page, with its data, for each of the @nr entries of
+ * the compound source at @i that gets no huge device folio: the core then
+ * splits the source folio, or fills the empty slot, page by page.
+ */
+static bool dmirror_small_dsts(struct dmirror_device *mdevice,
+			       struct migrate_vma *args, unsigned long i,
+			       long nr)
+{
+	struct page *spage = migrate_pfn_to_page(args->src[i]);
+	long j;
+
+	for (j = 0; j < nr; j++) {
+		struct folio *dfolio = dmirror_folio_get(mdevice, false);
+
+		if (!dfolio)
+			return false;
+		if (spage)
+			copy_highpage(dmirror_data_page(&dfolio->page),
+				      spage + j);
+		else
+			clear_highpage(dmirror_data_page(&dfolio->page));
+		args->dst[i + j] = migrate_pfn(folio_pfn(dfolio));
+	}
+	return true;
+}
+
+/*
  * Give each page migrate_vma_setup() collected a device page holding a
  * copy of its data (zeroes for a page that was never populated), and each
- * compound entry (a THP, or an empty huge slot) a huge device folio.
- * Returns false if a compound entry found no huge folio (none left, or
- * HMM_DMIRROR_FLAG_FAIL_ALLOC): it gets no destination and stays, for the
- * caller to move again without compound entries.
+ * compound entry (a THP, or an empty huge slot) a huge device folio, or,
+ * when there is none (none left, HMM_DMIRROR_FLAG_FAIL_ALLOC, a folio of
+ * another order), one device page per page.  Returns false if even those
+ * ran out: the entry then stays, for the caller to move again without
+ * compound entries.
  */
 static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 				      struct migrate_vma *args)
@@ -877,13 +905,14 @@ static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		if (large) {
-			nr = 1L << DMIRROR_LARGE_ORDER;
+			nr = spage ? folio_nr_pages(page_folio(spage)) :
+				     1L << DMIRROR_LARGE_ORDER;
 			/* only huge folios of this one order are handed out */
-			if (!fail_large &&
-			    (!spage || folio_nr_pages(page_folio(spage)) == nr))
+			if (!fail_large && nr == 1L << DMIRROR_LARGE_ORDER)
 				dfolio = dmirror_folio_get(mdevice, true);
 			if (!dfolio) {
-				all = false;
+				all &= dmirror_small_dsts(mdevice, args, i, nr);
+				i += nr - 1;
 				continue;
 			}
 		} else {

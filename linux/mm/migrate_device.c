@@ -66,12 +66,12 @@
  * The driver answers a compound entry with a folio of the same order
  * (MIGRATE_PFN_COMPOUND in dst), which takes the source's place whole, or
  * with order-0 pages for the entries of each of its pages: an empty slot is
- * then filled page by page, and a device folio is split where it stands
- * (mdev_split_unmapped(), its pages staying locked and unmapped) and moves
- * page by page.  A system THP answered that way is not split: it stays
- * where it is, and the driver may migrate the range again without
- * MIGRATE_VMA_SELECT_COMPOUND.  A destination of any other order, or a
- * compound destination for an order-0 source, is refused: the source stays.
+ * then filled page by page, and a folio is split where it stands, its
+ * pages staying locked, isolated and unmapped behind their migration
+ * entries (mdev_split_unmapped() for a device folio, the allocator's
+ * split_unmapped_anon_folio() for a THP), and each page moves on its own.
+ * A destination of any other order, or a compound destination for an
+ * order-0 source, is refused: the source stays.
  */
 #include <linux/mm.h>
 #include <linux/export.h>
@@ -1471,11 +1471,29 @@ static bool mdev_dst_small(const unsigned long *dst_pfns, long nr)
 }
 
 /*
- * Split the compound source entry @src_pfns[0], a large device folio
- * answered by order-0 destinations, into one entry per page.  Each page
- * keeps the entry's bits and a reference on the anon_vma (see
- * mdev_unmap()).  Returns false if the folio cannot be split; system
- * folios are not split here (see the comment at the top).
+ * Split @folio, a THP of system memory, locked, isolated and unmapped (its
+ * mappings are our migration entries), into order-0 folios that stay
+ * locked, isolated and unmapped, each with one reference, as @folio was.
+ */
+static bool mdev_split_system(struct folio *folio)
+{
+	struct folio *tail, *next;
+	LIST_HEAD(tails);
+
+	if (split_unmapped_anon_folio(folio, &tails))
+		return false;
+	list_for_each_entry_safe(tail, next, &tails, lru) {
+		list_del_init(&tail->lru);
+		folio_put(tail);	/* the list's; the one we hold stays */
+	}
+	return true;
+}
+
+/*
+ * Split the compound source entry @src_pfns[0], a large folio answered by
+ * order-0 destinations, into one entry per page.  Each page keeps the
+ * entry's bits and a reference on the anon_vma (see mdev_unmap()).
+ * Returns false if the folio cannot be split (it then stays).
  */
 static bool mdev_split_entry(unsigned long *src_pfns, struct page *fault_page)
 {
@@ -1486,8 +1504,9 @@ static bool mdev_split_entry(unsigned long *src_pfns, struct page *fault_page)
 	long i, nr = folio_nr_pages(folio);
 	unsigned long pfn = folio_pfn(folio);
 
-	if (!folio_is_zone_device(folio) ||
-	    !mdev_split_unmapped(folio, fault_page))
+	if (folio_is_zone_device(folio) ?
+	    !mdev_split_unmapped(folio, fault_page) :
+	    !mdev_split_system(folio))
 		return false;
 	for (i = 0; i < nr; i++) {
 		src_pfns[i] = migrate_pfn(pfn + i) | bits;

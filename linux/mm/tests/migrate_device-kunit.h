@@ -6,6 +6,11 @@
  * -EINVAL before it looks at any page table.  The VMA is a bare structure
  * that belongs to no mm: every request here must be turned down by the
  * argument checks alone, and the src array must come back untouched.
+ *
+ * A table then checks which destinations migrate_vma_pages() accepts for
+ * which source: a destination must be a folio of the source's order, named
+ * by its first page, with MIGRATE_PFN_COMPOUND exactly when that order is
+ * not zero.
  */
 #ifndef _MM_TESTS_MIGRATE_DEVICE_KUNIT_H
 #define _MM_TESTS_MIGRATE_DEVICE_KUNIT_H
@@ -189,6 +194,78 @@ static void refuses_system_fault_page(struct kunit *test)
 	__free_page(page);
 }
 
+/* One source and destination pair for mdev_dst_fits(), and its answer. */
+struct mdk_fit_case {
+	const char *name;
+	int src_order;		/* -1: an empty slot, no page */
+	bool src_compound;
+	int dst_order;
+	bool dst_tail;		/* dst names the folio's second page */
+	bool dst_compound;
+	bool fits;
+};
+
+static const struct mdk_fit_case mdk_fit_cases[] = {
+	{ "small page for a small page", 0, false, 0, false, false, true },
+	{ "huge folio for a small page", 0, false, MDEV_PMD_ORDER, false,
+	  true, false },
+	{ "huge folio for a huge folio", MDEV_PMD_ORDER, true, MDEV_PMD_ORDER,
+	  false, true, true },
+	{ "huge folio without the compound flag", MDEV_PMD_ORDER, true,
+	  MDEV_PMD_ORDER, false, false, false },
+	{ "smaller folio for a huge folio", MDEV_PMD_ORDER, true, 4, false,
+	  true, false },
+	{ "tail page of a huge folio", MDEV_PMD_ORDER, true, MDEV_PMD_ORDER,
+	  true, true, false },
+	{ "small page for a huge folio", MDEV_PMD_ORDER, true, 0, false, false,
+	  false },
+	{ "huge folio for an empty huge slot", -1, true, MDEV_PMD_ORDER, false,
+	  true, true },
+	{ "small folio for an empty huge slot", -1, true, 4, false, true,
+	  false },
+	{ "small page for an empty slot", -1, false, 0, false, false, true },
+	{ "folio of the same small order", 4, true, 4, false, true, true },
+};
+
+static void mdk_fit_desc(const struct mdk_fit_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(mdk_fit, mdk_fit_cases, mdk_fit_desc);
+
+static struct page *mdk_folio_page(struct kunit *test, int order)
+{
+	struct folio *folio = folio_alloc(GFP_KERNEL, order);
+
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	return &folio->page;
+}
+
+static void destination_must_match_source_order(struct kunit *test)
+{
+	const struct mdk_fit_case *c = test->param_value;
+	unsigned long src = MIGRATE_PFN_MIGRATE, dst;
+	struct page *spage = NULL, *dpage;
+
+	if (c->src_order >= 0) {
+		spage = mdk_folio_page(test, c->src_order);
+		src |= migrate_pfn(page_to_pfn(spage));
+	}
+	if (c->src_compound)
+		src |= MIGRATE_PFN_COMPOUND;
+	dpage = mdk_folio_page(test, c->dst_order);
+	dst = migrate_pfn(page_to_pfn(dpage) + c->dst_tail);
+	if (c->dst_compound)
+		dst |= MIGRATE_PFN_COMPOUND;
+
+	KUNIT_EXPECT_EQ(test, mdev_dst_fits(src, dst), c->fits);
+
+	folio_put(page_folio(dpage));
+	if (spage)
+		folio_put(page_folio(spage));
+}
+
 static struct kunit_case migrate_device_test_cases[] = {
 	KUNIT_CASE(well_formed_request_passes_checks),
 	KUNIT_CASE(refuses_missing_vma),
@@ -207,6 +284,8 @@ static struct kunit_case migrate_device_test_cases[] = {
 	KUNIT_CASE(refuses_hugetlb_vma),
 #endif
 	KUNIT_CASE(refuses_system_fault_page),
+	KUNIT_CASE_PARAM(destination_must_match_source_order,
+			 mdk_fit_gen_params),
 	{}
 };
 

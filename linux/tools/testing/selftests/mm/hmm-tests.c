@@ -1401,8 +1401,8 @@ TEST_F(hmm, thp_empty_slot)
 
 /*
  * HMM_DMIRROR_FLAG_FAIL_ALLOC: no huge folio on the way in, none on the
- * way out; everything still moves, page by page (the core splits the
- * device folio on the way out).
+ * way out; everything still moves, page by page (the core splits the THP,
+ * unmapped, on the way in and the device folio on the way out).
  */
 TEST_F(hmm, thp_fail_alloc)
 {
