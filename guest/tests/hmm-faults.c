@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * hmm-faults: inject allocation failures (failslab and fail_page_alloc)
- * into device migrations both ways, into the CPU fault that brings a
- * device-private page home, and into the growth of a device's memory
- * (memremap_pages()), and check that each fails cleanly: an error to the
- * caller or pages left where they were, the process's data intact, and
- * the device's page count back where it started.
+ * into device migrations both ways, of small pages and of THPs (huge
+ * device folios, and the splits when a huge folio cannot be had), into the
+ * CPU fault that brings a device-private page or THP home, and into the
+ * growth of a device's memory (memremap_pages()), and check that each
+ * fails cleanly: an error to the caller or pages left where they were,
+ * the process's data intact, and the device's page count back where it
+ * started.
  *
  * Two ways of injecting, both scoped to this process:
  *  - sweeps: /proc/self/task/TID/fail-nth makes the n-th allocation of the
@@ -56,11 +58,18 @@
 
 #define NDEV		4
 #define NP		16		/* pages per buffer */
+#define THP_SIZE	(2UL << 20)	/* a buffer that is one THP */
 #define MAX_NTH		600		/* longest sweep */
 #define SWEEP_SECS	8		/* and its time budget */
 #define DBG		"/sys/kernel/debug/"
 
 static long ps;
+/*
+ * Pages per buffer of the scenario running, and whether its buffers are
+ * one THP each (which a private device takes whole, as one huge folio).
+ */
+static unsigned long np = NP;
+static int huge;
 static int nth_fd = -1, fail_fd = -1;
 static int dev[NDEV];
 
@@ -168,21 +177,30 @@ static void make_it_fail(int on)
 
 static uint32_t *new_buf(uint32_t seed)
 {
-	uint32_t *p = mmap(NULL, NP * ps, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t len = np * ps, slack = huge ? len : 0;
+	char *m = mmap(NULL, len + slack, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = m;
 
-	if (p == MAP_FAILED)
+	if (m == MAP_FAILED)
 		return NULL;
-	madvise(p, NP * ps, MADV_NOHUGEPAGE);
-	pattern_fill(p, NP * ps, seed);
-	return p;
+	if (huge) {
+		/* a THP needs a naturally aligned place */
+		p = (char *)(((uintptr_t)m + len - 1) & ~(uintptr_t)(len - 1));
+		if (p > m)
+			munmap(m, p - m);
+		munmap(p + len, m + slack - p);
+	}
+	madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	pattern_fill(p, len, seed);
+	return (uint32_t *)p;
 }
 
 static size_t bad_pages(const uint32_t *p, uint32_t seed)
 {
 	size_t i, bad = 0, w = ps / 4;
 
-	for (i = 0; i < NP * w; i++) {
+	for (i = 0; i < np * w; i++) {
 		if (p[i] != pattern_word(seed, i)) {
 			bad++;
 			i = (i / w + 1) * w - 1;
@@ -199,7 +217,7 @@ static void verify(struct tally *t, int d, uint32_t *p, uint32_t seed,
 	size_t bad;
 	int ret;
 
-	ret = dcmd(dev[d], HMM_DMIRROR_READ, p, io, NP, &c);
+	ret = dcmd(dev[d], HMM_DMIRROR_READ, p, io, np, &c);
 	if (ret) {
 		t->unexpected++;
 		printf("# %s n=%lu: device read after the failure: %s\n",
@@ -268,8 +286,8 @@ static void sweep_migration(struct tally *t, int d, uint32_t *io, int to_sys)
 		}
 		if (to_sys) {
 			ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io,
-				   NP, &c);
-			if (ret || c.cpages != NP) {
+				   np, &c);
+			if (ret || c.cpages != np) {
 				t->unexpected++;
 				printf("# to-sys n=%lu: setup migration: %s, %llu pages\n",
 				       n, strerror(-ret),
@@ -277,14 +295,14 @@ static void sweep_migration(struct tally *t, int d, uint32_t *io, int to_sys)
 			}
 		}
 		arm(n);
-		ret = dcmd(dev[d], req, p, to_sys ? NULL : io, NP, &c);
+		ret = dcmd(dev[d], req, p, to_sys ? NULL : io, np, &c);
 		t->injected += disarm();
 		t->runs++;
 		if (!ret)
 			t->moved += c.cpages;
 		count_err(t, what, n, ret, to_sys ? to_sys_errs : to_dev_errs);
 		verify(t, d, p, n, io, what, n);
-		munmap(p, NP * ps);
+		munmap(p, np * ps);
 		if (t->injected < n) {
 			t->complete = 1;
 			break;
@@ -316,8 +334,8 @@ static void sweep_cpu_fault(struct tally *t, int d, uint32_t *io)
 			t->unexpected++;
 			return;
 		}
-		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, NP, &c);
-		if (ret || c.cpages != NP) {
+		ret = dcmd(dev[d], HMM_DMIRROR_MIGRATE_TO_DEV, p, io, np, &c);
+		if (ret || c.cpages != np) {
 			t->unexpected++;
 			printf("# cpu-fault n=%lu: setup migration: %s, %llu pages\n",
 			       n, strerror(-ret), (unsigned long long)c.cpages);
@@ -326,13 +344,13 @@ static void sweep_cpu_fault(struct tally *t, int d, uint32_t *io)
 			t->sigbus++;
 		} else {
 			arm(n);
-			sink = p[NP / 2 * ps / 4 + 3];
+			sink = p[np / 2 * ps / 4 + 3];
 			(void)sink;
 		}
 		t->injected += disarm();
 		t->runs++;
 		verify(t, d, p, n, io, "cpu-fault", n);
-		munmap(p, NP * ps);
+		munmap(p, np * ps);
 		if (t->injected < n) {
 			t->complete = 1;
 			break;
@@ -393,14 +411,14 @@ static void sweep_memremap(struct tally *t, int d, uint32_t *io)
 		count_err(t, "memremap", n, ret, to_dev_errs);
 		if (dev_stats(dev[d], &st)) {
 			t->unexpected++;
-			munmap(p, NP * ps);
+			munmap(p, np * ps);
 			return;
 		}
 		/* Nothing could move: MIGRATE_TO_DEV reports ENOENT. */
 		if (fired && ret == -ENOENT && !st.pages_total)
 			t->chunk_fails++;
 		verify(t, d, p, n, io, "memremap", n);
-		munmap(p, NP * ps);
+		munmap(p, np * ps);
 		if (!fired) {
 			t->complete = st.pages_total != 0;
 			break;
@@ -426,7 +444,7 @@ static void random_migration(struct tally *t, int d, uint32_t *p,
 	make_it_fail(1);
 	ret = dcmd(dev[d], to_sys ? HMM_DMIRROR_MIGRATE_TO_SYS :
 				    HMM_DMIRROR_MIGRATE_TO_DEV,
-		   p, to_sys ? NULL : io, NP, &c);
+		   p, to_sys ? NULL : io, np, &c);
 	make_it_fail(0);
 	count_err(t, to_sys ? "random to-sys" : "random to-dev", trip, ret,
 		  to_sys ? to_sys_errs : to_dev_errs);
@@ -453,7 +471,7 @@ static void random_trips(struct tally *t, int d, uint32_t *io, int trips)
 		random_migration(t, d, p, io, i, 1);
 		t->runs += 2;
 		verify(t, d, p, 1000 + i, io, "random", i);
-		munmap(p, NP * ps);
+		munmap(p, np * ps);
 	}
 	probability(0);
 	t->injected += 2 * 1000000 - get_times();
@@ -482,8 +500,8 @@ int main(void)
 
 	ps = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("TAP version 13\n1..%d\n", 10 + NDEV);
-	io = malloc(NP * ps);
+	printf("TAP version 13\n1..%d\n", 13 + NDEV);
+	io = malloc(THP_SIZE);
 	if (dev_open_all(dev, before, NDEV))
 		return 1;
 	strcpy(reload_cmd, "rmmod test_hmm && ");
@@ -563,6 +581,30 @@ int main(void)
 	report("cpu-fault private", &t, NULL);
 	tap_ok(t.injected && !t.mismatches && !t.unexpected,
 	       "CPU fault on a device-private page survives a failure at every allocation");
+
+	/*
+	 * Device 0 again, on buffers that are one THP each: the huge device
+	 * folio, the THP on the way back and the splits when either cannot
+	 * be had.
+	 */
+	np = THP_SIZE / ps;
+	huge = 1;
+	for (to_sys = 0; to_sys < 2; to_sys++) {
+		memset(&t, 0, sizeof(t));
+		sweep_migration(&t, 0, io, to_sys);
+		report(to_sys ? "to-sys private THP" : "to-dev private THP", &t,
+		       to_sys ? to_sys_errs : to_dev_errs);
+		tap_ok(t.injected && !t.mismatches && !t.unexpected,
+		       "migration of a THP %s private memory fails cleanly at every allocation",
+		       to_sys ? "from" : "to");
+	}
+	memset(&t, 0, sizeof(t));
+	sweep_cpu_fault(&t, 0, io);
+	report("cpu-fault private THP", &t, NULL);
+	tap_ok(t.injected && !t.mismatches && !t.unexpected,
+	       "CPU fault on a device THP survives a failure at every allocation");
+	np = NP;
+	huge = 0;
 
 	memset(&t, 0, sizeof(t));
 	random_trips(&t, 0, io, 40);
