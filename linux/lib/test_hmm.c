@@ -864,6 +864,8 @@ static bool dmirror_small_dsts(struct dmirror_device *mdevice,
 	struct page *spage = migrate_pfn_to_page(args->src[i]);
 	long j;
 
+	/* entries left without a page must not keep an earlier step's */
+	memset(&args->dst[i], 0, nr * sizeof(args->dst[i]));
 	for (j = 0; j < nr; j++) {
 		struct folio *dfolio = dmirror_folio_get(mdevice, false);
 
@@ -968,6 +970,7 @@ static void dmirror_prepare_to_system(struct dmirror_device *mdevice,
 				for (j = 0; j < nr; j++) {
 					struct page *dpage;
 
+					args->dst[i + j] = 0;
 					dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE,
 							       args->vma,
 							       addr + j * PAGE_SIZE);
