@@ -1764,6 +1764,9 @@ static int dmirror_fops_release(struct inode *inode, struct file *filp)
 {
 	struct dmirror *dmirror = filp->private_data;
 
+	/* the flags are the file's: they end with it */
+	if (READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_FAIL_ALLOC)
+		WRITE_ONCE(dmirror->mdevice->fail_alloc, false);
 	mmu_interval_notifier_remove(&dmirror->notifier);
 	xa_destroy(&dmirror->pt);
 	mutex_destroy(&dmirror->lock);
