@@ -1333,7 +1333,8 @@ static void thp_to_device(struct __test_metadata *_metadata, int fd,
 	ASSERT_EQ(0, tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, pattern_check(b->dev, b->size, seed));
-	ASSERT_TRUE(check_huge_anon(b->cpu, pmd ? 1 : 0, pmd_size()));
+	ASSERT_EQ(pmd ? pmd_size() >> 10 : 0,
+		  smaps_kb(b->cpu, "AnonHugePages"));
 	stats_get(_metadata, fd, have, st);
 }
 
