@@ -642,8 +642,7 @@ static int mvma_split(struct folio *folio, struct page *fault_page)
 		ret = split_folio(folio);
 		folio_unlock(folio);
 	}
-	if (ret)
-		mdev_left_unsplit(folio);
+	mdev_left_unsplit(folio, ret);
 	folio_put(folio);
 	return ret;
 }

@@ -35,11 +35,14 @@ static inline void mdev_left_folio(struct folio *folio,
 	mdev_left(folio_pfn(folio), folio_nr_pages(folio), reason);
 }
 
-/* A large folio the collect walk wanted to split stayed whole. */
-static inline void mdev_left_unsplit(struct folio *folio)
+/*
+ * The collect walk tried to split a large folio, with result @ret: if that
+ * failed, the folio stays whole where it is.
+ */
+static inline void mdev_left_unsplit(struct folio *folio, int ret)
 {
 	/* page cache folios are split to be looked at, never selected */
-	if (folio_test_anon(folio))
+	if (ret && folio_test_anon(folio))
 		mdev_left_folio(folio, MDEV_LEFT_SPLIT);
 }
 
