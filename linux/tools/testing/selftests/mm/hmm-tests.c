@@ -4564,15 +4564,10 @@ static void vm_check(struct __test_metadata *_metadata, struct vm_counts *c0,
 }
 
 /*
- * Start a test of the counters: read them into @c0, or skip when the
- * kernel has none (a kernel without this series, or without
- * CONFIG_VM_EVENT_COUNTERS).
+ * A test of the counters skips when the kernel has none (a kernel without
+ * this series, or without CONFIG_VM_EVENT_COUNTERS).
  */
-#define VM_START(c0)							\
-	do {								\
-		if (!vm_read(c0))					\
-			SKIP(return, "no hmm_* counters in /proc/vmstat"); \
-	} while (0)
+#define VM_MISSING	"no hmm_* counters in /proc/vmstat"
 
 /*
  * A migration to the device and back counts each page once each way; a
@@ -4587,7 +4582,8 @@ TEST_F(hmm, vmstat_migrate_both_ways)
 	long long n;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&c0);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
 	pattern_fill(b->cpu, b->size, 180);
 	ASSERT_TRUE(vm_read(&c0));
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
@@ -4632,7 +4628,8 @@ TEST_F(hmm, vmstat_cpu_fault)
 	struct vm_counts c0;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&c0);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
 	pattern_fill(b->cpu, b->size, 182);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(16, c.cpages);
@@ -4686,7 +4683,8 @@ TEST_F(hmm, vmstat_pinned_page_left)
 	int gfd;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&c0);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
 	pattern_fill(b->cpu, b->size, 183);
 	gfd = pin_one(_metadata, b, self->ps, 5);
 	ASSERT_LE(0, gfd) TH_LOG(GUP_TEST_PATH ": %s", strerror(errno));
@@ -4721,7 +4719,8 @@ TEST_F(hmm, vmstat_locked_page_left)
 	int fd2;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&c0);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
 	pattern_fill(b->cpu, b->size, 184);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	ASSERT_EQ(4, c.cpages);
@@ -4761,7 +4760,8 @@ TEST_F(hmm, vmstat_fail_alloc)
 	long long n;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&c0);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
 	n = b->npages;
 	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
 	ASSERT_TRUE(vm_read(&c0));
@@ -4810,7 +4810,8 @@ TEST_F(hmm, vmstat_range_fault)
 	struct vm_counts c0, m0;
 
 	ASSERT_NE(NULL, b);
-	VM_START(&m0);
+	if (!vm_read(&m0))
+		SKIP(return, VM_MISSING);
 	ASSERT_TRUE(vm_read(&c0));
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
 	vm_check(_metadata, &c0, true,
@@ -4985,8 +4986,8 @@ TEST_F(hmm, trace_pinned_page_left)
 	EXPECT_EQ(1, n);
 	EXPECT_EQ(1, sum);
 	snprintf(want, sizeof(want), "pfn=0x%lx nr=1 reason=pinned", pfn);
-	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("no \"%s\" in:\n%s", want,
-						   buf);
+	EXPECT_NE(NULL, strstr(buf, want))
+		TH_LOG("no \"%s\" in:\n%s", want, buf);
 	/* both migrations: the 16 pages collected but the pinned one */
 	EXPECT_EQ(32, trace_sum(buf, "migrate_vma_setup", "npages", &n));
 	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_setup", "collected", &n));
