@@ -3,7 +3,8 @@
  * hmm-demo: what `make run` shows. One buffer goes through the life a GPU
  * driver gives process memory: the device mirrors it, the data moves into
  * device memory, and the CPU touching it brings it back. Each step prints
- * what happened and how long it took.
+ * what happened, how long it took, and how the hmm_* counters of
+ * /proc/vmstat moved meanwhile (Documentation/mm/hmm.rst, "Watching HMM").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,54 @@
 #define NPAGES	4096UL		/* 16 MiB of 4 KiB pages */
 
 static long page_size;
+
+/* The hmm_* counters of /proc/vmstat. */
+#define MAX_COUNTERS	32
+
+struct counters {
+	int n;
+	char name[MAX_COUNTERS][40];
+	unsigned long long val[MAX_COUNTERS];
+};
+
+static struct counters before;
+
+static void counters_read(struct counters *c)
+{
+	unsigned long long val;
+	char name[64];
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	c->n = 0;
+	if (!f)
+		return;
+	while (c->n < MAX_COUNTERS && fscanf(f, "%63s %llu", name, &val) == 2) {
+		if (strncmp(name, "hmm_", 4))
+			continue;
+		snprintf(c->name[c->n], sizeof(c->name[0]), "%s", name);
+		c->val[c->n++] = val;
+	}
+	fclose(f);
+}
+
+/* Print the counters that moved since the last call, then start again. */
+static void show_counters(void)
+{
+	struct counters now;
+	int i, shown = 0;
+
+	counters_read(&now);
+	if (!now.n)
+		return;
+	for (i = 0; i < now.n && i < before.n; i++) {
+		if (now.val[i] == before.val[i])
+			continue;
+		printf("%s %s +%llu", shown++ ? "," : "    /proc/vmstat:",
+		       now.name[i], now.val[i] - before.val[i]);
+	}
+	printf("%s\n", shown ? "" : "    /proc/vmstat: no hmm_* counter moved");
+	before = now;
+}
 
 static double now_us(void)
 {
@@ -58,6 +107,8 @@ static void show_snapshot(int fd, void *buf, const char *when)
 	printf("    snapshot %s: %lu pages in system memory, %lu in this device's memory, %lu other\n",
 	       when, sys, local, other);
 	free(prot);
+	/* the snapshot's own hmm_range_fault() calls belong to no step */
+	counters_read(&before);
 }
 
 static void show_stats(int fd)
@@ -97,6 +148,7 @@ static int demo(const char *path, int coherent)
 	for (i = 0; i < size / sizeof(*buf); i++)
 		buf[i] = i * 2654435761u;
 	printf("1. CPU fills a %zu MiB buffer: %.0f us\n", size >> 20, now_us() - t);
+	counters_read(&before);
 
 	t = now_us();
 	failed |= ret = dcmd(fd, HMM_DMIRROR_READ, buf, mirror, NPAGES, &cmd);
@@ -105,12 +157,14 @@ static int demo(const char *path, int coherent)
 	printf("2. device reads it through its mirror (hmm_range_fault): %s, %llu pages, %lu mismatches, %.0f us\n",
 	       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages, bad,
 	       now_us() - t);
+	show_counters();
 
 	t = now_us();
 	failed |= ret = dcmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, NPAGES, &cmd);
 	printf("3. migrate to device memory (migrate_vma_*): %s, %llu pages moved, %.0f us\n",
 	       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
 	       now_us() - t);
+	show_counters();
 	show_snapshot(fd, buf, "after migration");
 
 	t = now_us();
@@ -120,6 +174,7 @@ static int demo(const char *path, int coherent)
 	printf("4. CPU reads every page (%s): %lu mismatches, %.0f us\n",
 	       coherent ? "coherent memory: read in place, no fault" :
 	       "each fault migrates a page back", bad, now_us() - t);
+	show_counters();
 	show_snapshot(fd, buf, "after CPU access");
 	if (coherent) {
 		t = now_us();
@@ -127,6 +182,7 @@ static int demo(const char *path, int coherent)
 		printf("5. migrate back to system memory: %s, %llu pages moved, %.0f us\n",
 		       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
 		       now_us() - t);
+		show_counters();
 		show_snapshot(fd, buf, "after migrating back");
 	}
 	show_stats(fd);

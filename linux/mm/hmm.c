@@ -41,6 +41,10 @@
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
 #include <linux/swapops.h>
+#include <linux/vmstat.h>
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/hmm.h>
 
 #define HMM_PFN_REQ_FLAGS	(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
 
@@ -54,12 +58,16 @@
  *	state is reported as it is and the request flags are never looked at
  * @fault_start: first page of the run to fault, set with HMM_WALK_FAULT
  * @fault_end: end of that run
+ * @faulted: pages faulted in so far (handle_mm_fault() calls)
+ * @restarts: walks started again after a run was faulted in
  */
 struct hmm_walker {
 	struct hmm_range	*range;
 	bool			may_fault;
 	unsigned long		fault_start;
 	unsigned long		fault_end;
+	unsigned long		faulted;
+	unsigned int		restarts;
 };
 
 static unsigned long *hmm_slot(const struct hmm_range *range,
@@ -529,12 +537,44 @@ static int hmm_fault_run(struct hmm_walker *w)
 			flags |= FAULT_FLAG_WRITE;
 		}
 		fault = handle_mm_fault(vma, addr, flags, NULL);
+		w->faulted++;
 		if (fault & VM_FAULT_OOM)
 			return -ENOMEM;
 		if (fault & VM_FAULT_ERROR)
 			return -EFAULT;
 	}
 	return 0;
+}
+
+/*
+ * The work of hmm_range_fault(): walk, fault the run the walk stopped at,
+ * walk again from there, until the walk gets to the end or fails.
+ */
+static int hmm_walk_range(struct hmm_walker *w)
+{
+	struct hmm_range *range = w->range;
+	unsigned long next = range->start, before;
+	int ret;
+
+	for (;;) {
+		if (mmu_interval_check_retry(range->notifier,
+					     range->notifier_seq))
+			return -EBUSY;
+		ret = walk_page_range(range->notifier->mm, next, range->end,
+				      &hmm_walk_ops, w);
+		if (ret != HMM_WALK_FAULT)
+			return ret;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		before = w->faulted;
+		ret = hmm_fault_run(w);
+		trace_hmm_range_fault_run(w->fault_start, w->fault_end,
+					  w->faulted - before, ret);
+		if (ret)
+			return ret;
+		next = w->fault_start;
+		w->restarts++;
+	}
 }
 
 /**
@@ -575,35 +615,27 @@ static int hmm_fault_run(struct hmm_walker *w)
  */
 int hmm_range_fault(struct hmm_range *range)
 {
-	struct mm_struct *mm;
 	struct hmm_walker w = {
 		.range		= range,
 		.may_fault	= (range->default_flags |
 				   range->pfn_flags_mask) & HMM_PFN_REQ_FAULT,
 	};
-	unsigned long next = range->start;
 	int ret;
 
 	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
 	    range->start >= range->end)
 		return -EINVAL;
-	mm = range->notifier->mm;
-	mmap_assert_locked(mm);
+	mmap_assert_locked(range->notifier->mm);
 
-	for (;;) {
-		if (mmu_interval_check_retry(range->notifier,
-					     range->notifier_seq))
-			return -EBUSY;
-		ret = walk_page_range(mm, next, range->end, &hmm_walk_ops, &w);
-		if (ret != HMM_WALK_FAULT)
-			return ret;
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		ret = hmm_fault_run(&w);
-		if (ret)
-			return ret;
-		next = w.fault_start;
-	}
+	count_vm_event(HMM_RANGE_FAULT);
+	trace_hmm_range_fault_start(range);
+	ret = hmm_walk_range(&w);
+	if (w.faulted)
+		count_vm_events(HMM_RANGE_FAULT_PAGES, w.faulted);
+	if (ret == -EBUSY)
+		count_vm_event(HMM_RANGE_FAULT_BUSY);
+	trace_hmm_range_fault_end(range, ret, w.faulted, w.restarts);
+	return ret;
 }
 EXPORT_SYMBOL(hmm_range_fault);
 

@@ -90,6 +90,10 @@
 #include <asm/tlbflush.h>
 #include "internal.h"
 
+#define CREATE_TRACE_POINTS
+#include <trace/events/migrate_device.h>
+#include "migrate_device_watch.h"
+
 /*
  * The size of a compound empty slot.  HPAGE_PMD_ORDER does not build
  * without CONFIG_TRANSPARENT_HUGEPAGE, where no compound entry is made.
@@ -402,6 +406,7 @@ static bool mvma_collect_compound(struct migrate_vma *migrate,
 	unsigned long mpfn = MIGRATE_PFN_WRITE;
 
 	if (!folio_trylock(folio)) {
+		mdev_left_folio(folio, MDEV_LEFT_LOCKED);
 		folio_put(folio);
 		return false;
 	}
@@ -490,10 +495,12 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 			struct folio *folio = page_folio(page);
 
 			if (!folio_trylock(folio)) {
+				mdev_left_folio(folio, MDEV_LEFT_LOCKED);
 				folio_put(folio);
 				mpfn = 0;
 			} else if (!mvma_set_migration_entry(vma, addr, ptep,
 							     page)) {
+				mdev_left_folio(folio, MDEV_LEFT_PINNED);
 				folio_unlock(folio);
 				folio_put(folio);
 				mpfn = 0;
@@ -590,6 +597,7 @@ static bool mdev_split_unmapped(struct folio *folio, struct page *fault_page)
 		for (i = 1; i < nr; i++)
 			pgmap->ops->folio_split(folio, page_folio(head + i));
 	}
+	mdev_watch_split(page_to_pfn(head), order);
 	return true;
 }
 
@@ -637,6 +645,7 @@ static int mvma_split(struct folio *folio, struct page *fault_page)
 		ret = split_folio(folio);
 		folio_unlock(folio);
 	}
+	mdev_left_unsplit(folio, ret);
 	folio_put(folio);
 	return ret;
 }
@@ -1100,6 +1109,7 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 		if (!walked && folio_test_anon(folio) &&
 		    !folio_get_anon_vma(folio)) {
 			/* Not mapped anywhere any more: nothing to move. */
+			mdev_left_folio(folio, MDEV_LEFT_GONE);
 			folio_unlock(folio);
 			folio_put(folio);
 			src_pfns[i] = 0;
@@ -1113,6 +1123,7 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 				drained = true;
 			}
 			if (!folio_isolate_lru(folio)) {
+				mdev_left_folio(folio, MDEV_LEFT_ISOLATE);
 				mdev_restore(&src_pfns[i], folio,
 					     false);
 				continue;
@@ -1145,6 +1156,8 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 		    !mdev_unpinned(folio, fault_page &&
 				   page_folio(fault_page) == folio,
 				   &drained)) {
+			mdev_left_folio(folio, folio_mapped(folio) ?
+					MDEV_LEFT_MAPPED : MDEV_LEFT_PINNED);
 			mdev_restore(&src_pfns[i], folio,
 				     !folio_is_zone_device(folio));
 			continue;
@@ -1227,7 +1240,7 @@ static int mvma_check_args(const struct migrate_vma *args)
  */
 int migrate_vma_setup(struct migrate_vma *args)
 {
-	unsigned long npages;
+	unsigned long npages, collected;
 	int ret;
 
 	ret = mvma_check_args(args);
@@ -1244,9 +1257,12 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->cpages = 0;
 
 	mvma_collect(args);
+	collected = args->cpages;
+	trace_migrate_vma_collect(args, collected);
 	if (args->cpages)
 		args->cpages = mdev_unmap(args->src, npages,
 					  args->fault_page, true);
+	trace_migrate_vma_setup(args, collected);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -1649,6 +1665,7 @@ void migrate_vma_pages(struct migrate_vma *migrate)
 {
 	mdev_pages(migrate->src, migrate->dst, migrate->npages,
 		   migrate);
+	mdev_watch_pages(migrate->src, migrate->dst, migrate->npages, true);
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -1667,6 +1684,7 @@ void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 			  unsigned long npages)
 {
 	mdev_pages(src_pfns, dst_pfns, npages, NULL);
+	mdev_watch_pages(src_pfns, dst_pfns, npages, false);
 }
 EXPORT_SYMBOL(migrate_device_pages);
 
@@ -1732,6 +1750,7 @@ static void mdev_finalize(const unsigned long *src_pfns,
  */
 void migrate_vma_finalize(struct migrate_vma *migrate)
 {
+	mdev_watch_finalize(migrate->src, migrate->dst, migrate->npages, true);
 	mdev_finalize(migrate->src, migrate->dst, migrate->npages);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
@@ -1752,6 +1771,7 @@ EXPORT_SYMBOL(migrate_vma_finalize);
 void migrate_device_finalize(unsigned long *src_pfns,
 			     unsigned long *dst_pfns, unsigned long npages)
 {
+	mdev_watch_finalize(src_pfns, dst_pfns, npages, false);
 	mdev_finalize(src_pfns, dst_pfns, npages);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
@@ -1808,11 +1828,13 @@ static unsigned long mdev_select(unsigned long pfn)
 int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 			 unsigned long npages)
 {
-	unsigned long i;
+	unsigned long i, selected, cpages;
 
 	for (i = 0; i < npages; i++)
 		src_pfns[i] = mdev_select(start + i);
-	mdev_unmap(src_pfns, npages, NULL, false);
+	selected = mdev_watch_selected(src_pfns, npages);
+	cpages = mdev_unmap(src_pfns, npages, NULL, false);
+	trace_migrate_device_range(start, npages, selected, cpages);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -1837,11 +1859,13 @@ EXPORT_SYMBOL(migrate_device_range);
  */
 int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
 {
-	unsigned long i;
+	unsigned long i, first = npages ? src_pfns[0] : 0, selected, cpages;
 
 	for (i = 0; i < npages; i++)
 		src_pfns[i] = mdev_select(src_pfns[i]);
-	mdev_unmap(src_pfns, npages, NULL, false);
+	selected = mdev_watch_selected(src_pfns, npages);
+	cpages = mdev_unmap(src_pfns, npages, NULL, false);
+	trace_migrate_device_pfns(first, npages, selected, cpages);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_pfns);

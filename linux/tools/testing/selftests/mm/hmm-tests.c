@@ -4556,6 +4556,555 @@ TEST_F(hmm, stats_per_device)
 }
 
 /* ------------------------------------------------------------------ */
+/* Watching: the hmm_* counters of /proc/vmstat and the trace events   */
+/* ------------------------------------------------------------------ */
+
+/* The hmm_* counters of /proc/vmstat (Documentation/mm/hmm.rst). */
+static const char *const vm_names[] = {
+	"hmm_range_fault",
+	"hmm_range_fault_pages",
+	"hmm_range_fault_busy",
+	"hmm_migrate_to_device",
+	"hmm_migrate_to_device_large",
+	"hmm_migrate_to_ram",
+	"hmm_migrate_to_ram_large",
+	"hmm_migrate_left_pinned",
+	"hmm_migrate_left_locked",
+	"hmm_migrate_left_mapped",
+	"hmm_migrate_left_isolate",
+	"hmm_migrate_left_split",
+	"hmm_migrate_left_no_dst",
+	"hmm_migrate_left_bad_dst",
+	"hmm_migrate_left_swapcache",
+	"hmm_migrate_left_insert",
+	"hmm_migrate_left_gone",
+	"hmm_device_fault",
+	"hmm_device_folio_split",
+};
+
+#define VM_NR		ARRAY_SIZE(vm_names)
+#define VM_RANGE	"hmm_range_fault"
+
+struct vm_counts {
+	unsigned long long v[VM_NR];
+};
+
+/* An expected change of one counter; a list of them ends with no name. */
+struct vm_want {
+	const char *name;
+	long long delta;
+};
+
+#define VM_WANT(...)	((const struct vm_want[]){ __VA_ARGS__, { NULL, 0 } })
+#define VM_NONE		((const struct vm_want[]){ { NULL, 0 } })
+
+/* Read every hmm_* counter; false if /proc/vmstat lacks any of them. */
+static bool vm_read(struct vm_counts *c)
+{
+	unsigned long long val;
+	unsigned int i, found = 0;
+	char name[64];
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return false;
+	while (fscanf(f, "%63s %llu", name, &val) == 2) {
+		for (i = 0; i < VM_NR; i++) {
+			if (!strcmp(name, vm_names[i])) {
+				c->v[i] = val;
+				found++;
+			}
+		}
+	}
+	fclose(f);
+	return found == VM_NR;
+}
+
+/*
+ * Since @c0 was read, every counter of one group moved by exactly what
+ * @want says, the others of the group not at all.  The groups:
+ * hmm_range_fault*, which the driver's own read-back after a migration
+ * moves too (@range), and all the others.  Then @c0 is read again.
+ */
+static void vm_check(struct __test_metadata *_metadata, struct vm_counts *c0,
+		     bool range, const struct vm_want *want)
+{
+	struct vm_counts c1;
+	unsigned int i;
+
+	ASSERT_TRUE(vm_read(&c1));
+	for (i = 0; i < VM_NR; i++) {
+		long long got = c1.v[i] - c0->v[i], exp = 0;
+		const struct vm_want *w;
+
+		if (!strncmp(vm_names[i], VM_RANGE, strlen(VM_RANGE)) != range)
+			continue;
+		for (w = want; w->name; w++)
+			if (!strcmp(w->name, vm_names[i]))
+				exp = w->delta;
+		EXPECT_EQ(exp, got)
+			TH_LOG("%s moved by %lld, expected %lld", vm_names[i],
+			       got, exp);
+	}
+	*c0 = c1;
+}
+
+/*
+ * A test of the counters skips when the kernel has none (a kernel without
+ * this series, or without CONFIG_VM_EVENT_COUNTERS).
+ */
+#define VM_MISSING	"no hmm_* counters in /proc/vmstat"
+
+/*
+ * A migration to the device and back counts each page once each way; a
+ * THP that moves whole counts its pages and one large folio.
+ */
+TEST_F(hmm, vmstat_migrate_both_ways)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	struct tbuf *t;
+	struct vm_counts c0;
+	long long n;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
+	pattern_fill(b->cpu, b->size, 180);
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_device", 16 }));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	vm_check(_metadata, &c0, false, VM_WANT({ "hmm_migrate_to_ram", 16 }));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 180));
+	tbuf_free(b);
+
+	/* a THP: whole into a private device, page by page into a coherent one */
+	t = tbuf_thp(self->ps, 181);
+	ASSERT_NE(NULL, t);
+	n = t->npages;
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, t, &c));
+	ASSERT_EQ(n, c.cpages);
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_device", n },
+			 { "hmm_migrate_to_device_large",
+			   variant->coherent ? 0 : 1 }));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, t, &c));
+	ASSERT_EQ(n, c.cpages);
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_ram", n },
+			 { "hmm_migrate_to_ram_large",
+			   variant->coherent ? 0 : 1 }));
+	ASSERT_EQ(-1, pattern_check(t->cpu, t->size, 181));
+	tbuf_free(t);
+}
+
+/*
+ * A CPU read of one private device page is one device fault that brings
+ * that page home; a coherent page is read where it is, nothing counts.
+ */
+TEST_F(hmm, vmstat_cpu_fault)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	struct vm_counts c0;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
+	pattern_fill(b->cpu, b->size, 182);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, 3), self->ps,
+					 182, 3 * self->ps));
+	if (variant->coherent)
+		vm_check(_metadata, &c0, false, VM_NONE);
+	else
+		vm_check(_metadata, &c0, false,
+			 VM_WANT({ "hmm_device_fault", 1 },
+				 { "hmm_migrate_to_ram", 1 }));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_ram", variant->coherent ? 16 : 15 }));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 182));
+	tbuf_free(b);
+}
+
+/* Pin page @i of @b long-term through gup_test; returns the gup fd. */
+static int pin_one(struct __test_metadata *_metadata, struct tbuf *b,
+		   size_t ps, unsigned long i)
+{
+	struct pin_longterm_test pin;
+	int gfd = gup_open();
+
+	if (gfd < 0)
+		return gfd;
+	ioctl(gfd, PIN_LONGTERM_TEST_STOP);
+	memset(&pin, 0, sizeof(pin));
+	pin.addr = (uintptr_t)tb_page(b, ps, i);
+	pin.size = ps;
+	pin.flags = PIN_LONGTERM_TEST_FLAG_USE_WRITE;
+	if (ioctl(gfd, PIN_LONGTERM_TEST_START, &pin)) {
+		TH_LOG("PIN_LONGTERM_TEST_START: %s", strerror(errno));
+		close(gfd);
+		return -1;
+	}
+	return gfd;
+}
+
+/*
+ * A pinned page stays in system memory, counted once as left behind for
+ * its pin, while the others move; unpinned, it moves too.
+ */
+TEST_F(hmm, vmstat_pinned_page_left)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	struct vm_counts c0;
+	int gfd;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
+	pattern_fill(b->cpu, b->size, 183);
+	gfd = pin_one(_metadata, b, self->ps, 5);
+	ASSERT_LE(0, gfd) TH_LOG(GUP_TEST_PATH ": %s", strerror(errno));
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(-ENOENT, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_device", 15 },
+			 { "hmm_migrate_left_pinned", 1 }));
+	ASSERT_EQ(0, ioctl(gfd, PIN_LONGTERM_TEST_STOP));
+	close(gfd);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(16, c.cpages);
+	vm_check(_metadata, &c0, false, VM_WANT({ "hmm_migrate_to_device", 1 }));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	vm_check(_metadata, &c0, false, VM_WANT({ "hmm_migrate_to_ram", 16 }));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 183));
+	tbuf_free(b);
+}
+
+/*
+ * Device pages another migration holds locked (HMM_DMIRROR_FLAG_HOLD_LOCKED
+ * on a first open file) are left behind by a migration through a second
+ * one, each counted as locked; the first then moves them.
+ */
+TEST_F(hmm, vmstat_locked_page_left)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 4, RW);
+	struct vm_counts c0;
+	struct holder h;
+	pthread_t th;
+	int fd2;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
+	pattern_fill(b->cpu, b->size, 184);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(4, c.cpages);
+	fd2 = dev_open(variant->unit);
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_HOLD_LOCKED));
+	ASSERT_TRUE(vm_read(&c0));
+	h = (struct holder){ .fd = self->fd, .addr = b->cpu,
+			     .npages = b->npages };
+	ASSERT_EQ(0, pthread_create(&th, NULL, holder_fn, &h));
+	usleep(150000);
+	ASSERT_EQ(0, tb_cmd(fd2, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(0, c.cpages);
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(0, h.ret);
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_left_locked", 4 },
+			 { "hmm_migrate_to_ram", 4 }));
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	close(fd2);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 184));
+	tbuf_free(b);
+}
+
+/*
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC on a THP.  Into a private device the driver
+ * finds no huge folio and answers with small pages: the core splits the
+ * THP behind its migration entries and every page moves, none is left
+ * behind.  Out of it, a device folio answered with small pages is split
+ * once and its pages move.  A coherent device takes THPs page by page
+ * anyway: nothing is left, nothing split.
+ */
+TEST_F(hmm, vmstat_fail_alloc)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 185);
+	struct vm_counts c0;
+	long long n;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&c0))
+		SKIP(return, VM_MISSING);
+	n = b->npages;
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(n, c.cpages);
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_device", n }));
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	vm_check(_metadata, &c0, false, VM_WANT({ "hmm_migrate_to_ram", n }));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 185));
+	tbuf_free(b);
+
+	b = tbuf_thp(self->ps, 186);
+	ASSERT_NE(NULL, b);
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_device", n },
+			 { "hmm_migrate_to_device_large",
+			   variant->coherent ? 0 : 1 }));
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	vm_check(_metadata, &c0, false,
+		 VM_WANT({ "hmm_migrate_to_ram", n },
+			 { "hmm_device_folio_split",
+			   variant->coherent ? 0 : 1 }));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 186));
+	tbuf_free(b);
+}
+
+/*
+ * hmm_range_fault(): a device read of pages never touched is one call
+ * that faults each page in (the zero page); a device write of them then
+ * faults each again (copy-on-write of the zero page), which invalidates
+ * the range under the call: it returns -EBUSY once and the driver's
+ * second call finds every page writable.  A snapshot faults nothing.
+ */
+TEST_F(hmm, vmstat_range_fault)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 4, RW);
+	struct vm_counts c0, m0;
+
+	ASSERT_NE(NULL, b);
+	if (!vm_read(&m0))
+		SKIP(return, VM_MISSING);
+	ASSERT_TRUE(vm_read(&c0));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_READ, b, &c));
+	vm_check(_metadata, &c0, true,
+		 VM_WANT({ "hmm_range_fault", 1 },
+			 { "hmm_range_fault_pages", 4 }));
+	pattern_fill(b->dev, b->size, 187);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_WRITE, b, &c));
+	vm_check(_metadata, &c0, true,
+		 VM_WANT({ "hmm_range_fault", 2 },
+			 { "hmm_range_fault_pages", 4 },
+			 { "hmm_range_fault_busy", 1 }));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, b, &c));
+	vm_check(_metadata, &c0, true, VM_WANT({ "hmm_range_fault", 1 }));
+	vm_check(_metadata, &m0, false, VM_NONE);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 187));
+	tbuf_free(b);
+}
+
+/* Where tracefs is: its own mount point, or under debugfs. */
+static const char *trace_dir(void)
+{
+	static const char *const dirs[] = {
+		"/sys/kernel/tracing", "/sys/kernel/debug/tracing",
+	};
+	char path[96];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/events/migrate_device",
+			 dirs[i]);
+		if (!access(path, F_OK))
+			return dirs[i];
+	}
+	return NULL;
+}
+
+/* Write @s to tracefs file @name; 0 or -errno. */
+static int trace_write(const char *dir, const char *name, const char *s)
+{
+	char path[160];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* The whole trace buffer, as text (free() it); NULL on error. */
+static char *trace_read(const char *dir)
+{
+	size_t len = 0, cap = 1 << 16;
+	char path[160], *buf = malloc(cap);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || !buf) {
+		free(buf);
+		return NULL;
+	}
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			char *more = realloc(buf, cap * 2);
+
+			if (!more)
+				break;
+			buf = more;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = 0;
+	return buf;
+}
+
+/*
+ * Over the lines of @buf for event @event, the number of lines and the
+ * sum of the values of field @key (in hex after "0x", else decimal).
+ */
+static unsigned long trace_sum(const char *buf, const char *event,
+			       const char *key, unsigned long *lines)
+{
+	char ev[64], k[32];
+	const char *p = buf;
+	unsigned long sum = 0;
+
+	snprintf(ev, sizeof(ev), " %s: ", event);
+	snprintf(k, sizeof(k), " %s=", key);
+	*lines = 0;
+	while ((p = strstr(p, ev))) {
+		const char *eol = strchr(p, '\n'), *f = strstr(p, k);
+
+		(*lines)++;
+		if (f && (!eol || f < eol))
+			sum += strtoul(f + strlen(k), NULL, 0);
+		p += strlen(ev);
+	}
+	return sum;
+}
+
+/*
+ * With the events enabled (and a filter on the left-behind event), a
+ * migration of 16 pages, one of them pinned, shows: the setup and
+ * collect steps with 15 pages collected, one migrate_device_left event for
+ * the pinned page's pfn with reason "pinned", the pages and finalize
+ * steps with 15 moved; and hmm_range_fault() events from the driver's
+ * read-back.  A filter that wants another reason hides the left event.
+ */
+TEST_F(hmm, trace_pinned_page_left)
+{
+	const char *dir = trace_dir();
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_anon(self->ps, 16, RW);
+	unsigned long n, sum, pfn;
+	char want[64], *buf;
+	int gfd, pm;
+
+	ASSERT_NE(NULL, b);
+	if (!dir)
+		SKIP(return, "no migrate_device events in tracefs");
+	pattern_fill(b->cpu, b->size, 188);
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, pm);
+	pfn = pagemap_get_pfn(pm, tb_page(b, self->ps, 7));
+	close(pm);
+	ASSERT_NE(-1UL, pfn);
+	gfd = pin_one(_metadata, b, self->ps, 7);
+	ASSERT_LE(0, gfd) TH_LOG(GUP_TEST_PATH ": %s", strerror(errno));
+
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "0"));
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, trace_write(dir, "events/migrate_device/enable", "1"));
+	ASSERT_EQ(0, trace_write(dir, "events/hmm/enable", "1"));
+	ASSERT_GT(0, trace_write(dir,
+				 "events/migrate_device/migrate_device_left/filter",
+				 "no_such_field == 1"));
+	/* reason 1 is "locked": the pinned page must not show */
+	ASSERT_EQ(0, trace_write(dir,
+				 "events/migrate_device/migrate_device_left/filter",
+				 "reason == 1"));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "1"));
+	ASSERT_EQ(-ENOENT, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "0"));
+	buf = trace_read(dir);
+	ASSERT_NE(NULL, buf);
+	trace_sum(buf, "migrate_device_left", "nr", &n);
+	EXPECT_EQ(0, n) TH_LOG("filtered out, yet:\n%s", buf);
+	free(buf);
+
+	/* the same on the way back, with the filter for "pinned" (0) */
+	ASSERT_EQ(0, trace_write(dir,
+				 "events/migrate_device/migrate_device_left/filter",
+				 "reason == 0 && nr == 1"));
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "1"));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(15, c.cpages);
+	ASSERT_EQ(-ENOENT, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "0"));
+	buf = trace_read(dir);
+	ASSERT_NE(NULL, buf);
+
+	/* one page left, the pinned one, for its pin */
+	sum = trace_sum(buf, "migrate_device_left", "nr", &n);
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(1, sum);
+	snprintf(want, sizeof(want), "pfn=0x%lx nr=1 reason=pinned", pfn);
+	EXPECT_NE(NULL, strstr(buf, want))
+		TH_LOG("no \"%s\" in:\n%s", want, buf);
+	/* both migrations: the 16 pages collected but the pinned one */
+	EXPECT_EQ(32, trace_sum(buf, "migrate_vma_setup", "npages", &n));
+	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_setup", "collected", &n));
+	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_setup", "cpages", &n));
+	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_collect", "collected", &n));
+	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_pages", "moved", &n));
+	EXPECT_EQ(0, trace_sum(buf, "migrate_vma_pages", "left", &n));
+	EXPECT_EQ(30, trace_sum(buf, "migrate_vma_finalize", "moved", &n));
+	EXPECT_EQ(0, trace_sum(buf, "migrate_vma_finalize", "left", &n));
+	/* the read-back after the migration to the device */
+	trace_sum(buf, "hmm_range_fault_start", "start", &n);
+	EXPECT_LT(0, n);
+	trace_sum(buf, "hmm_range_fault_end", "ret", &sum);
+	EXPECT_EQ(n, sum);
+	free(buf);
+
+	ASSERT_EQ(0, trace_write(dir,
+				 "events/migrate_device/migrate_device_left/filter",
+				 "0"));
+	ASSERT_EQ(0, trace_write(dir, "events/migrate_device/enable", "0"));
+	ASSERT_EQ(0, trace_write(dir, "events/hmm/enable", "0"));
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "1"));
+	ASSERT_EQ(0, ioctl(gfd, PIN_LONGTERM_TEST_STOP));
+	close(gfd);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 188));
+	tbuf_free(b);
+}
+
+/* ------------------------------------------------------------------ */
 /* Memory accounting                                                   */
 /* ------------------------------------------------------------------ */
 
