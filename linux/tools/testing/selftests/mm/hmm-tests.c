@@ -1423,11 +1423,15 @@ TEST_F(hmm, thp_fail_alloc)
 	}
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
+	/* back as small pages too: no THP could be had */
+	ASSERT_EQ(0, smaps_kb(b->cpu, "AnonHugePages"));
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 173));
+	tbuf_free(b);
 
 	/* in whole, out with FAIL_ALLOC: the device folio is split */
 	ASSERT_EQ(0, set_flags(self->fd, 0));
-	pattern_fill(b->cpu, b->size, 174);
+	b = tbuf_thp(self->ps, 174);
+	ASSERT_NE(NULL, b);
 	thp_to_device(_metadata, self->fd, self->stats, b, 174, &s0,
 		      !variant->coherent);
 	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
