@@ -56,6 +56,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/pagemap.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -406,9 +407,17 @@ static void dmirror_folio_split(struct folio *head, struct folio *tail)
 /*
  * One open file: a device context mirroring the address space of the
  * process that opened it. @pt maps a virtual page number to the pfn the
- * device may use for it, as an xarray value entry: pfn << 2, plus
+ * device may use for it, as an xarray value entry: pfn << 3, plus
  * DMIRROR_PT_WRITE if the device may write the page and DMIRROR_PT_EXCL if
  * it holds the page exclusively (make_device_exclusive_range()).
+ *
+ * A huge device folio of this unit, mapped whole where it is naturally
+ * aligned, is mirrored by one multi-index entry covering its
+ * DMIRROR_MIGRATE_BATCH pages, as a device maps it with one large page
+ * table entry: the entry holds the pfn of its first page and
+ * DMIRROR_PT_HUGE.  Storing it, looking it up and dropping it cost one
+ * xarray operation instead of one per page.  When a single page of it
+ * changes, the entry is broken up into one entry per page first.
  */
 struct dmirror {
 	struct dmirror_device		*mdevice;
@@ -421,21 +430,101 @@ struct dmirror {
 
 #define DMIRROR_PT_WRITE	BIT(0)
 #define DMIRROR_PT_EXCL		BIT(1)
-#define DMIRROR_PT_SHIFT	2
+#define DMIRROR_PT_HUGE		BIT(2)
+#define DMIRROR_PT_SHIFT	3
 
 static void *dmirror_pt_entry(unsigned long pfn, unsigned long bits)
 {
 	return xa_mk_value((pfn << DMIRROR_PT_SHIFT) | bits);
 }
 
-static struct page *dmirror_pt_page(void *entry)
-{
-	return pfn_to_page(xa_to_value(entry) >> DMIRROR_PT_SHIFT);
-}
-
 static bool dmirror_pt_test(void *entry, unsigned long bit)
 {
 	return xa_to_value(entry) & bit;
+}
+
+/* The page entry @entry, found at index @index, maps there. */
+static struct page *dmirror_pt_page(void *entry, unsigned long index)
+{
+	unsigned long pfn = xa_to_value(entry) >> DMIRROR_PT_SHIFT;
+
+	if (dmirror_pt_test(entry, DMIRROR_PT_HUGE))
+		pfn += index & (DMIRROR_MIGRATE_BATCH - 1);
+	return pfn_to_page(pfn);
+}
+
+/*
+ * Replace the huge entry @entry, found at @index, by one entry per page
+ * for the pages outside [@first, @last].  Those stores may fail for want
+ * of memory: the mirror then forgets the pages, which the device faults
+ * in again when it needs them.
+ */
+static void dmirror_pt_unhuge(struct dmirror *dmirror, unsigned long index,
+			      void *entry, unsigned long first,
+			      unsigned long last)
+{
+	unsigned long base = ALIGN_DOWN(index, DMIRROR_MIGRATE_BATCH);
+	unsigned long bits = xa_to_value(entry) &
+			     (DMIRROR_PT_WRITE | DMIRROR_PT_EXCL);
+	unsigned long pfn = xa_to_value(entry) >> DMIRROR_PT_SHIFT;
+	unsigned long i;
+
+	xa_erase(&dmirror->pt, base);
+	for (i = 0; i < DMIRROR_MIGRATE_BATCH; i++) {
+		if (base + i >= first && base + i <= last)
+			continue;
+		if (xa_is_err(xa_store(&dmirror->pt, base + i,
+				       dmirror_pt_entry(pfn + i, bits),
+				       GFP_ATOMIC | __GFP_NOWARN)))
+			break;
+	}
+}
+
+/*
+ * Mirror page @index as @pfn with @bits; 0 or a negative error.  One walk
+ * looks and stores, unless a huge entry covers @index: a store into a
+ * multi-index entry would overwrite all of it, so it is broken up first.
+ */
+static int dmirror_pt_set(struct dmirror *dmirror, unsigned long index,
+			  unsigned long pfn, unsigned long bits)
+{
+	XA_STATE(xas, &dmirror->pt, index);
+	void *old;
+
+	lockdep_assert_held(&dmirror->lock);
+	do {
+		xas_lock(&xas);
+		old = xas_load(&xas);
+		if (!old || !dmirror_pt_test(old, DMIRROR_PT_HUGE))
+			xas_store(&xas, dmirror_pt_entry(pfn, bits));
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_ATOMIC | __GFP_NOWARN));
+	if (!old || !dmirror_pt_test(old, DMIRROR_PT_HUGE))
+		return xas_error(&xas);
+
+	dmirror_pt_unhuge(dmirror, index, old, index, index);
+	old = xa_store(&dmirror->pt, index, dmirror_pt_entry(pfn, bits),
+		       GFP_ATOMIC | __GFP_NOWARN);
+	return xa_is_err(old) ? xa_err(old) : 0;
+}
+
+/*
+ * Mirror the DMIRROR_MIGRATE_BATCH pages from the naturally aligned
+ * @index with one huge entry, for the huge folio at @pfn.
+ */
+static int dmirror_pt_set_huge(struct dmirror *dmirror, unsigned long index,
+			       unsigned long pfn, unsigned long bits)
+{
+	void *old;
+
+	lockdep_assert_held(&dmirror->lock);
+	if (!IS_ENABLED(CONFIG_XARRAY_MULTI))
+		return -EINVAL;
+	old = xa_store_range(&dmirror->pt, index,
+			     index + DMIRROR_MIGRATE_BATCH - 1,
+			     dmirror_pt_entry(pfn, bits | DMIRROR_PT_HUGE),
+			     GFP_ATOMIC | __GFP_NOWARN);
+	return xa_is_err(old) ? xa_err(old) : 0;
 }
 
 /* Is @page one of this unit's own device pages? */
@@ -445,17 +534,51 @@ static bool dmirror_page_is_local(struct dmirror *dmirror, struct page *page)
 	       dmirror_page_unit(page) == dmirror->mdevice;
 }
 
-/* Drop every mirror entry of [start, end). */
+/*
+ * Mirror @n pages of one folio from @page on, in order, at @index: with
+ * one huge entry when they are a whole huge folio at a naturally aligned
+ * index, else (or if that store fails) one entry per page.
+ */
+static int dmirror_pt_set_run(struct dmirror *dmirror, unsigned long index,
+			      struct page *page, unsigned long n,
+			      unsigned long bits)
+{
+	unsigned long i, pfn = page_to_pfn(page);
+	int ret = 0;
+
+	if (n == DMIRROR_MIGRATE_BATCH &&
+	    IS_ALIGNED(index, DMIRROR_MIGRATE_BATCH) &&
+	    folio_nr_pages(page_folio(page)) == n &&
+	    !dmirror_pt_set_huge(dmirror, index, pfn, bits))
+		return 0;
+	for (i = 0; !ret && i < n; i++)
+		ret = dmirror_pt_set(dmirror, index + i, pfn + i, bits);
+	return ret;
+}
+
+/*
+ * Drop every mirror entry of [start, end); a huge entry reaching out of
+ * the range keeps its other pages, one entry each.
+ */
 static void dmirror_pt_clear(struct dmirror *dmirror, unsigned long start,
 			     unsigned long end)
 {
+	unsigned long first = start >> PAGE_SHIFT, last = (end - 1) >> PAGE_SHIFT;
 	unsigned long index;
 	void *entry;
 
 	lockdep_assert_held(&dmirror->lock);
-	xa_for_each_range(&dmirror->pt, index, entry, start >> PAGE_SHIFT,
-			  (end - 1) >> PAGE_SHIFT)
-		xa_erase(&dmirror->pt, index);
+	xa_for_each_range(&dmirror->pt, index, entry, first, last) {
+		unsigned long base = ALIGN_DOWN(index, DMIRROR_MIGRATE_BATCH);
+
+		if (!dmirror_pt_test(entry, DMIRROR_PT_HUGE))
+			xa_erase(&dmirror->pt, index);
+		else if (base >= first &&
+			 base + DMIRROR_MIGRATE_BATCH - 1 <= last)
+			xa_erase(&dmirror->pt, base);
+		else
+			dmirror_pt_unhuge(dmirror, index, entry, first, last);
+	}
 }
 
 /*
@@ -508,7 +631,8 @@ static unsigned long dmirror_pt_copy(struct dmirror *dmirror,
 		if (!entry || (write && !dmirror_pt_test(entry,
 							 DMIRROR_PT_WRITE)))
 			break;
-		pages[n] = dmirror_data_page(dmirror_pt_page(entry));
+		pages[n] = dmirror_data_page(dmirror_pt_page(entry,
+							     first + n));
 	}
 	/* The pages cannot go away: their invalidation needs our mutex. */
 	for (i = 0; i < n; i++) {
@@ -636,17 +760,13 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start,
 	for (i = 0; i < npages; i++) {
 		unsigned long pfn = pfns[i] & ~HMM_PFN_FLAGS;
 		unsigned long bits = 0;
-		void *old;
 
 		if (pfns[i] & HMM_PFN_WRITE)
 			bits |= DMIRROR_PT_WRITE;
-		old = xa_store(&dmirror->pt, (start >> PAGE_SHIFT) + i,
-			       dmirror_pt_entry(pfn, bits),
-			       GFP_ATOMIC | __GFP_NOWARN);
-		if (xa_is_err(old)) {
-			ret = xa_err(old);
+		ret = dmirror_pt_set(dmirror, (start >> PAGE_SHIFT) + i, pfn,
+				     bits);
+		if (ret)
 			break;
-		}
 	}
 	mutex_unlock(&dmirror->lock);
 	return ret;
@@ -1176,26 +1296,78 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 }
 
 /*
- * One batch of the read-back that ends MIGRATE_TO_DEV: every page of it
- * must now be in this unit's memory, where the device finds it without a
- * fault (hmm_range_fault() only looks).  Each page is recorded in the
- * mirror, as the device would map it, and its data copied out.
+ * The number of pages from @pfns[0] on (at most @n) that are pages of one
+ * folio, in order, with the same hmm_range_fault() flags: a run that the
+ * device maps and copies in one go.
  */
-static int dmirror_held_batch(struct dmirror *dmirror, unsigned long addr,
-			      unsigned long next, struct dmirror_work *work,
-			      struct hmm_dmirror_cmd *cmd)
+static unsigned long dmirror_folio_run(const unsigned long *pfns,
+				       unsigned long n)
 {
-	unsigned long i, npages = (next - addr) >> PAGE_SHIFT;
+	struct page *page = hmm_pfn_to_page(pfns[0]);
+	struct folio *folio = page_folio(page);
+	unsigned long i;
+
+	n = min_t(unsigned long, n,
+		  folio_nr_pages(folio) - folio_page_idx(folio, page));
+	/* the flags are the high bits: equal flags, consecutive pfns */
+	for (i = 1; i < n; i++)
+		if (pfns[i] != pfns[0] + i)
+			break;
+	return i;
+}
+
+/*
+ * Copy the data of the @n pages from @page on, pages of one of this
+ * unit's folios in order, to user memory at @uptr, without taking a page
+ * fault (the caller holds the mirror's mutex).  A folio's data is one
+ * block: a private folio's store is allocated in one piece, a coherent
+ * folio is its own store.  Returns 0, or -EFAULT if it would fault.
+ */
+static int dmirror_copy_out_nofault(void __user *uptr, struct page *page,
+				    unsigned long n)
+{
+	struct page *store = dmirror_data_page(page);
+	unsigned long i;
+
+	if (!IS_ENABLED(CONFIG_HIGHMEM))
+		return copy_to_user_nofault(uptr, page_address(store),
+					    n << PAGE_SHIFT) ? -EFAULT : 0;
+	for (i = 0; i < n; i++) {
+		void *vaddr = kmap_local_page(store + i);
+		long left = copy_to_user_nofault(uptr + (i << PAGE_SHIFT),
+						 vaddr, PAGE_SIZE);
+
+		kunmap_local(vaddr);
+		if (left)
+			return -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * One step of the read-back that ends MIGRATE_TO_DEV, [addr, next) inside
+ * one PMD: every page of it must now be in this unit's memory, where the
+ * device finds it without a fault (hmm_range_fault() only looks).  Each
+ * run of a folio's pages is recorded in the mirror as the device maps it
+ * (a huge folio mapped whole with one entry) and its data copied straight
+ * to user memory at @uptr.  The copy may not fault under the mutex:
+ * -EAGAIN when it would, for the caller to fault @uptr in and try again.
+ */
+static int dmirror_held_step(struct dmirror *dmirror, unsigned long addr,
+			     unsigned long next, struct dmirror_work *work,
+			     void __user *uptr)
+{
+	unsigned long i, n, npages = (next - addr) >> PAGE_SHIFT;
+	unsigned long first = addr >> PAGE_SHIFT;
 	int ret;
 
 	ret = dmirror_look_locked(dmirror, addr, next, work->pfns);
 	if (ret)
 		return ret;
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < npages; i += n) {
 		unsigned long pfn = work->pfns[i];
 		unsigned long bits = 0;
 		struct page *page;
-		void *old, *vaddr;
 
 		if (!(pfn & HMM_PFN_VALID) ||
 		    !dmirror_page_is_local(dmirror, hmm_pfn_to_page(pfn))) {
@@ -1205,16 +1377,15 @@ static int dmirror_held_batch(struct dmirror *dmirror, unsigned long addr,
 		page = hmm_pfn_to_page(pfn);
 		if (pfn & HMM_PFN_WRITE)
 			bits |= DMIRROR_PT_WRITE;
-		old = xa_store(&dmirror->pt, (addr >> PAGE_SHIFT) + i,
-			       dmirror_pt_entry(page_to_pfn(page), bits),
-			       GFP_ATOMIC | __GFP_NOWARN);
-		if (xa_is_err(old)) {
-			ret = xa_err(old);
+		n = dmirror_folio_run(work->pfns + i, npages - i);
+		ret = dmirror_pt_set_run(dmirror, first + i, page, n, bits);
+		if (ret)
+			break;
+		if (dmirror_copy_out_nofault(uptr + (i << PAGE_SHIFT), page,
+					     n)) {
+			ret = -EAGAIN;
 			break;
 		}
-		vaddr = kmap_local_page(dmirror_data_page(page));
-		memcpy(work->bounce + i * PAGE_SIZE, vaddr, PAGE_SIZE);
-		kunmap_local(vaddr);
 	}
 	mutex_unlock(&dmirror->lock);
 	return ret;
@@ -1227,19 +1398,41 @@ static int dmirror_held_batch(struct dmirror *dmirror, unsigned long addr,
  * whether they moved now or earlier; a page that is not (nothing could
  * move it: a shared mapping, a page in another device's memory, a pinned
  * page) fails the command with -ENOENT.  Nothing is counted in
- * cmd->faults.
+ * cmd->faults.  The read-back goes a huge page's worth at a time, without
+ * a bounce buffer; -EBUSY if the user memory it writes to keeps going away
+ * under it.
  */
 static int dmirror_migrate_to_device(struct dmirror *dmirror,
 				     struct hmm_dmirror_cmd *cmd,
 				     struct dmirror_work *work)
 {
+	unsigned long start = cmd->addr;
+	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
+	void __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long addr, next;
 	int ret;
 
 	ret = dmirror_migrate(dmirror, cmd, work, true);
 	if (ret)
 		return ret;
 	cmd->cpages = 0;
-	return dmirror_batches_out(dmirror, cmd, work, dmirror_held_batch);
+	for (addr = start; addr < end; addr = next) {
+		void __user *to = uptr + (addr - start);
+		unsigned int tries = 0;
+
+		next = dmirror_migrate_end(addr, end);
+		while ((ret = dmirror_held_step(dmirror, addr, next, work,
+						to)) == -EAGAIN) {
+			if (fault_in_writeable(to, next - addr))
+				return -EFAULT;
+			if (++tries > DMIRROR_MAX_TRIES)
+				return -EBUSY;
+		}
+		if (ret)
+			return ret;
+		cmd->cpages += (next - addr) >> PAGE_SHIFT;
+	}
+	return 0;
 }
 
 /*
@@ -1585,14 +1778,14 @@ static int dmirror_exclusive_record(struct dmirror *dmirror,
 				    unsigned long start, unsigned long i,
 				    struct page *page, struct dmirror_work *work)
 {
-	void *old, *vaddr;
+	void *vaddr;
+	int ret;
 
-	old = xa_store(&dmirror->pt, (start >> PAGE_SHIFT) + i,
-		       dmirror_pt_entry(page_to_pfn(page),
-					DMIRROR_PT_WRITE | DMIRROR_PT_EXCL),
-		       GFP_ATOMIC | __GFP_NOWARN);
-	if (xa_is_err(old))
-		return xa_err(old);
+	ret = dmirror_pt_set(dmirror, (start >> PAGE_SHIFT) + i,
+			     page_to_pfn(page),
+			     DMIRROR_PT_WRITE | DMIRROR_PT_EXCL);
+	if (ret)
+		return ret;
 	vaddr = kmap_local_page(page);
 	memcpy(work->bounce + i * PAGE_SIZE, vaddr, PAGE_SIZE);
 	kunmap_local(vaddr);
@@ -1860,8 +2053,7 @@ static const struct dmirror_ioctl {
 	  dmirror_read },
 	{ HMM_DMIRROR_WRITE, DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
 	  dmirror_write },
-	{ HMM_DMIRROR_MIGRATE_TO_DEV,
-	  DMIRROR_RANGE | DMIRROR_BOUNCE | DMIRROR_MM,
+	{ HMM_DMIRROR_MIGRATE_TO_DEV, DMIRROR_RANGE | DMIRROR_WORK | DMIRROR_MM,
 	  dmirror_migrate_to_device },
 	{ HMM_DMIRROR_MIGRATE_TO_SYS, DMIRROR_RANGE | DMIRROR_WORK | DMIRROR_MM,
 	  dmirror_migrate_to_system },
