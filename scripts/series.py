@@ -233,7 +233,8 @@ def main():
                                                   ('memremap', 'hmm', 'migrate_device')
                                                   if os.path.exists(os.path.join(check, 'mm', m + '.c'))]
             last = i == len(revs)
-            targets = (['bzImage', 'modules'] if last else sorted(set(objs))) or []
+            objs = [o for o in set(objs) if configured(check, build, o)]
+            targets = (['bzImage', 'modules'] if last else sorted(objs)) or []
             if not targets:
                 print('series: patch %d builds (nothing to compile)' % i)
                 continue
@@ -245,6 +246,28 @@ def main():
                 sys.exit('series: patch %d does not build' % i)
             print('series: patch %d builds (%s)' % (i, 'whole kernel' if last else ' '.join(targets)))
     git(repo, 'worktree', 'remove', '--force', check, check=False)
+
+
+def configured(src, build, obj):
+    """Does the build's .config compile @obj?  An object its directory's
+    Makefile lists only under config symbols that are off (mm/mempolicy.o
+    without NUMA) cannot be built alone; anything else is tried."""
+    d, name = os.path.split(obj)
+    try:
+        with open(os.path.join(src, d, 'Makefile')) as f:
+            mk = f.read().replace('\\\n', ' ')
+        with open(os.path.join(build, '.config')) as f:
+            cfg = f.read()
+    except OSError:
+        return True
+    listed = False
+    for m in re.finditer(r'^obj-(?:\$\((CONFIG_\w+)\)|y)\s*[+:]?=(.*)$', mk, re.M):
+        if name not in m.group(2).split():
+            continue
+        listed = True
+        if m.group(1) is None or re.search(r'^%s=[ym]$' % m.group(1), cfg, re.M):
+            return True
+    return not listed
 
 
 if __name__ == '__main__':
