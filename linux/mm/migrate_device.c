@@ -1611,12 +1611,19 @@ static void mdev_pages(unsigned long *src_pfns,
 				mvma_notify_from(migrate, addr, &range);
 				notified = true;
 			}
-			if (compound)
+			if (compound) {
+				/*
+				 * Filled page by page, the entries it covers
+				 * are marked MIGRATE_PFN_MIGRATE for the
+				 * driver: they are done, not slots to fill.
+				 */
 				mvma_fill_compound(migrate, i);
-			else if (!mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
-				 !mvma_insert(migrate, addr,
-					      page_folio(newpage)))
+				i += nr - 1;
+			} else if (!mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
+				   !mvma_insert(migrate, addr,
+						page_folio(newpage))) {
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+			}
 			continue;
 		}
 

@@ -1401,6 +1401,43 @@ TEST_F(hmm, thp_empty_slot)
 }
 
 /*
+ * An empty huge slot with HMM_DMIRROR_FLAG_FAIL_ALLOC: the driver answers
+ * the compound empty slot with one small device page per page, and the
+ * core fills the slot page by page, each page mapped and charged once.
+ * Every page moves, reads as zeroes, and comes back.
+ */
+TEST_F(hmm, thp_empty_slot_fail_alloc)
+{
+	unsigned int order = pmd_order(self->ps);
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_huge_slots(self->ps, 1);
+
+	ASSERT_NE(NULL, b);
+	memset(b->dev, 0x5b, b->size);
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
+	/* small device pages, each mapped by its own entry */
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true));
+	if (self->stats) {
+		ASSERT_EQ(0, moved_folios(&s0, &s1, order, true));
+		ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
+	}
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, bytes_check(b->cpu, b->size, 0));
+	pattern_fill(b->cpu, b->size, 175);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 175));
+	tbuf_free(b);
+}
+
+/*
  * HMM_DMIRROR_FLAG_FAIL_ALLOC: no huge folio on the way in, none on the
  * way out; everything still moves, page by page (the core splits the THP,
  * unmapped, on the way in and the device folio on the way out).
