@@ -12,7 +12,12 @@ or a run that never reached "done" counts as a failure and is named.
 A kmemleak failure shows the report's first lines; a failed selftest shows
 the diagnostic lines ("# ...") it printed, so that a CI log alone says why.
 A subdirectory "pressure" (make test's second, small-guest boot) is judged
-the same way, its results named "pressure/...".
+the same way, its results named "pressure/...", and so is "race" (the boot
+of the KCSAN kernel, "race/..."). A KCSAN data-race report fails the run
+when one of its two racing accesses was made by a function of ours, as
+listed in race/scope.txt (scripts/race-scope.py): it is shown whole, both
+stacks. A report entirely in other base code is listed ("NOTE  ") and does
+not fail the run; each one is for somebody to look at once.
 Prints the failures, then "N passed, N failed, N skipped" as its last line.
 With a second argument, make check's verdicts (lines "ok NAME" / "not ok
 NAME") count as tests too.
@@ -34,6 +39,12 @@ SPLATS = [
     r'Bad page state', r'Bad rss-counter', r'page dumped because',
 ]
 SPLAT = re.compile('|'.join(SPLATS))
+KCSAN = 'BUG: KCSAN: '
+# the line before each stack of a KCSAN report: who made the access
+ACCESS = re.compile(r'^(?:race at unknown origin, with )?.*\b(?:read|write)\b.* '
+                    r'to 0x[0-9a-f]+ of \d+ bytes by (?:task \d+|interrupt) on cpu \d+:$')
+FRAME = re.compile(r'^\s*([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+')
+REPORT_LINES = 40
 DIAG_LINES = 8
 
 
@@ -53,8 +64,52 @@ def kmemleak_head(console, lines=12):
     return ' (see console.log)'
 
 
-def judge(resdir, passed, failed, skipped):
-    """Add one boot's results to the three lists."""
+def read_scope(path):
+    """function -> file, for the functions whose races are ours."""
+    scope = {}
+    for line in read(path):
+        parts = line.split()
+        if len(parts) == 2:
+            scope[parts[1]] = parts[0]
+    return scope
+
+
+def kcsan_reports(console, scope, failed, notes):
+    """Judge each KCSAN report of the console: ours fails, base is noted."""
+    i = 0
+    while i < len(console):
+        if not console[i].startswith(KCSAN):
+            i += 1
+            continue
+        title = console[i].strip()
+        end = i + 1
+        while end < len(console) and not console[end].startswith('====='):
+            end += 1
+        block = console[i:end]
+        tops = []
+        for j, line in enumerate(block[:-1]):
+            if ACCESS.match(line):
+                m = FRAME.match(block[j + 1])
+                if m:
+                    tops.append(m.group(1).split('.')[0])
+        mine = ['%s %s' % (scope[f], f) for f in tops if f in scope]
+        if mine:
+            failed.append('kcsan: %s (in our code: %s; console.log line %d)%s' %
+                          (title, ', '.join(sorted(set(mine))), i + 1,
+                           ''.join('\n    ' + l for l in block[:REPORT_LINES])))
+        else:
+            notes.append('kcsan: %s, in base code only (console.log line %d)'
+                         % (title, i + 1))
+        i = end
+
+
+def judge(resdir, passed, failed, skipped, notes):
+    """Add one boot's results to the lists."""
+    build = read(resdir + '/build.log')
+    if build:
+        failed.append('build: the kernel of this boot did not build:\n    ' +
+                      '\n    '.join(build[-15:]))
+        return
     console = [TS.sub('', l) for l in read(resdir + '/console.log')]
     tests = read(resdir + '/tests.log')
 
@@ -123,6 +178,8 @@ def judge(resdir, passed, failed, skipped):
 
     # Kernel splats: name the first line of each.
     for i, line in enumerate(console):
+        if line.startswith(KCSAN):
+            continue
         if SPLAT.search(line) and not line.startswith(' '):
             ctx = ''
             for nxt in console[i:i + 40]:
@@ -133,6 +190,8 @@ def judge(resdir, passed, failed, skipped):
                     break
             failed.append('kernel: %s%s (console.log line %d)' % (line.strip()[:120], ctx, i + 1))
 
+    kcsan_reports(console, read_scope(resdir + '/scope.txt'), failed, notes)
+
     if not done:
         failed.append('run: the guest never reached the end of the tests '
                       '(timeout, hang or panic); console tail:\n    ' +
@@ -140,14 +199,15 @@ def judge(resdir, passed, failed, skipped):
 
 
 def main(resdir, checks=None):
-    passed, failed, skipped = [], [], []
-    judge(resdir, passed, failed, skipped)
-    sub = resdir + '/pressure'
-    if os.path.isdir(sub):
-        lists = [], [], []
-        judge(sub, *lists)
-        for mine, theirs in zip((passed, failed, skipped), lists):
-            mine.extend('pressure/' + t for t in theirs)
+    passed, failed, skipped, notes = [], [], [], []
+    judge(resdir, passed, failed, skipped, notes)
+    for boot in ('pressure', 'race'):
+        sub = resdir + '/' + boot
+        if os.path.isdir(sub):
+            lists = [], [], [], []
+            judge(sub, *lists)
+            for mine, theirs in zip((passed, failed, skipped, notes), lists):
+                mine.extend(boot + '/' + t for t in theirs)
 
     # make check's verdicts, when make test ran it.
     for line in read(checks) if checks else []:
@@ -159,6 +219,8 @@ def main(resdir, checks=None):
         print('FAIL  ' + f)
     for s in skipped:
         print('SKIP  ' + s)
+    for n in notes:
+        print('NOTE  ' + n)
     print('%d passed, %d failed, %d skipped' % (len(passed), len(failed), len(skipped)))
     return 1 if failed or skipped else 0
 

@@ -6,7 +6,8 @@
 # module unload and a kmemleak scan; judged like make test, also when the
 # guest timed out (exit status non-zero then). STRESS_ARGS adds arguments
 # (joined with '+'), e.g. STRESS_ARGS=-p+100 HMM_SMALL=1 for the memory-
-# pressure run of make test.
+# pressure run of make test. FLAVOUR=race runs it on the KCSAN kernel,
+# where a data race in our code fails it (results.py).
 . "$(dirname "$0")/lib.sh"
 
 here=$(dirname "$0")
@@ -15,6 +16,10 @@ flavour=${FLAVOUR:-debug}
 "$here/kernel.sh" ours "$flavour"
 take_lock
 res=$RESULTS/stress-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$res"
+# On the race flavour (KCSAN), the functions whose races fail the run.
+[[ $flavour == race ]] &&
+	"$here/race-scope.py" "$(build_dir ours race)" "$BASE" "$TREE" "$TOP/patches" >"$res/scope.txt"
 boot_rc=0
 HMM_ARGS="-t+$((secs / STRESS_ROUNDS))${STRESS_ARGS:++$STRESS_ARGS}" HMM_TIMEOUT=$((secs * 2 + 600)) \
 	STAGE_CONTINUE=1 stage stress "$here/boot.sh" "$(build_dir ours "$flavour")" stress "$res" ||
