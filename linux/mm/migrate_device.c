@@ -165,10 +165,21 @@ static void mvma_fill(struct migrate_vma *migrate, struct vm_area_struct *vma,
 	}
 }
 
+/* What the collect walk works for, its walk->private. */
+struct mvma_walk {
+	struct migrate_vma *migrate;
+	unsigned long split;	/* large folios split on the way */
+};
+
+static struct mvma_walk *to_mvma_walk(struct mm_walk *walk)
+{
+	return walk->private;
+}
+
 static int mvma_collect_hole(unsigned long start, unsigned long end,
 			     __always_unused int depth, struct mm_walk *walk)
 {
-	struct migrate_vma *migrate = walk->private;
+	struct migrate_vma *migrate = to_mvma_walk(walk)->migrate;
 
 	mvma_fill(migrate, walk->vma, start, end,
 		  mvma_holes_migrate(migrate, walk->vma));
@@ -633,9 +644,11 @@ static int mdev_split_mapped(struct folio *folio, struct page *fault_page)
 
 /*
  * Split @folio (referenced by the caller, reference dropped here) into
- * order-0 pages.  Returns 0 on success.
+ * order-0 pages for the collect walk @walk, which counts it.  Returns 0 on
+ * success.
  */
-static int mvma_split(struct folio *folio, struct page *fault_page)
+static int mvma_split(struct folio *folio, struct page *fault_page,
+		      struct mm_walk *walk)
 {
 	int ret = -EBUSY;
 
@@ -646,6 +659,8 @@ static int mvma_split(struct folio *folio, struct page *fault_page)
 		folio_unlock(folio);
 	}
 	mdev_left_unsplit(folio, ret);
+	if (!ret)
+		to_mvma_walk(walk)->split++;
 	folio_put(folio);
 	return ret;
 }
@@ -696,7 +711,7 @@ static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 	folio_get(folio);
 	spin_unlock(ptl);
 
-	if (mvma_split(folio, NULL)) {
+	if (mvma_split(folio, NULL, walk)) {
 		/*
 		 * Pinned or busy: keep the folio whole, map it with ptes and
 		 * let the pte loop pass over its pages.
@@ -740,7 +755,7 @@ static bool mvma_collect_device_pmd(struct migrate_vma *migrate,
 static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 			    unsigned long end, struct mm_walk *walk)
 {
-	struct migrate_vma *migrate = walk->private;
+	struct migrate_vma *migrate = to_mvma_walk(walk)->migrate;
 	struct folio *skip = NULL;
 	unsigned long addr = start;
 
@@ -784,7 +799,7 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 
 		addr = mvma_collect_ptes(migrate, walk, pmdp, addr, end, skip,
 					 &large);
-		if (large && mvma_split(large, migrate->fault_page))
+		if (large && mvma_split(large, migrate->fault_page, walk))
 			skip = large;
 	}
 	return 0;
@@ -794,8 +809,9 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
  * Fill the src array for the whole range.  Secondary MMUs are told first
  * that the range is being migrated; a device whose pages are the ones moving
  * recognises its own pgmap_owner and can ignore it, as it drives the move.
+ * Returns the number of large folios split on the way.
  */
-static void mvma_collect(struct migrate_vma *migrate)
+static unsigned long mvma_collect(struct migrate_vma *migrate)
 {
 	static const struct mm_walk_ops ops = {
 		.walk_lock	= PGWALK_RDLOCK,
@@ -804,13 +820,15 @@ static void mvma_collect(struct migrate_vma *migrate)
 	};
 	struct mm_struct *mm = migrate->vma->vm_mm;
 	unsigned long start = migrate->start, end = migrate->end;
+	struct mvma_walk w = { .migrate = migrate };
 	struct mmu_notifier_range notify;
 
 	mmu_notifier_range_init_owner(&notify, MMU_NOTIFY_MIGRATE, 0, mm,
 				      start, end, migrate->pgmap_owner);
 	mmu_notifier_invalidate_range_start(&notify);
-	walk_page_range(mm, start, end, &ops, migrate);
+	walk_page_range(mm, start, end, &ops, &w);
 	mmu_notifier_invalidate_range_end(&notify);
+	return w.split;
 }
 
 /*
@@ -1240,7 +1258,7 @@ static int mvma_check_args(const struct migrate_vma *args)
  */
 int migrate_vma_setup(struct migrate_vma *args)
 {
-	unsigned long npages, collected;
+	unsigned long npages, collected, split;
 	int ret;
 
 	ret = mvma_check_args(args);
@@ -1256,13 +1274,13 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->npages = npages;
 	args->cpages = 0;
 
-	mvma_collect(args);
+	split = mvma_collect(args);
 	collected = args->cpages;
-	trace_migrate_vma_collect(args, collected);
+	trace_migrate_vma_collect(args, collected, split);
 	if (args->cpages)
 		args->cpages = mdev_unmap(args->src, npages,
 					  args->fault_page, true);
-	trace_migrate_vma_setup(args, collected);
+	trace_migrate_vma_setup(args, collected, split);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -1533,43 +1551,76 @@ static bool mdev_split_entry(unsigned long *src_pfns, struct page *fault_page)
 }
 
 /*
- * Fill the compound empty slot at @i: with one folio the size of a PMD,
- * or page by page with order-0 destinations, each entry then standing for
- * itself.  Entries of pages not filled lose MIGRATE_PFN_MIGRATE.
+ * Fill the empty slot at @i, of order 0 or (@compound) the size of a PMD:
+ * with one folio of its size, or a compound slot page by page with order-0
+ * destinations, each entry then standing for itself.  Entries of pages not
+ * filled lose MIGRATE_PFN_MIGRATE.  Counted in @t.
  */
-static void mvma_fill_compound(struct migrate_vma *migrate, unsigned long i)
+static void mvma_fill_slot(struct migrate_vma *migrate, unsigned long i,
+			   bool compound, struct mdev_tally *t)
 {
 	unsigned long addr = migrate->start + (i << PAGE_SHIFT);
 	unsigned long *src = &migrate->src[i], *dst = &migrate->dst[i];
+	struct page *newpage = migrate_pfn_to_page(dst[0]);
 	long j;
 
-	if (dst[0] && mdev_dst_fits(src[0], dst[0])) {
-		if (!mvma_insert(migrate, addr,
-				 page_folio(migrate_pfn_to_page(dst[0]))))
+	if (newpage && mdev_dst_fits(src[0], dst[0])) {
+		if (mvma_insert(migrate, addr, page_folio(newpage))) {
+			mdev_tally_moved(t, NULL, page_folio(newpage));
+		} else {
 			src[0] &= ~MIGRATE_PFN_MIGRATE;
+			mdev_tally_left_new(t, newpage, MDEV_LEFT_INSERT);
+		}
 		return;
 	}
-	src[0] &= ~MIGRATE_PFN_COMPOUND;
-	if (!mdev_dst_small(dst, MDEV_PMD_NR)) {
-		src[0] = 0;
+	if (!compound || !mdev_dst_small(dst, MDEV_PMD_NR)) {
+		src[0] &= ~(MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+		if (newpage)
+			mdev_tally_left_new(t, newpage, MDEV_LEFT_BAD_DST);
 		return;
 	}
 	for (j = 0; j < MDEV_PMD_NR; j++) {
-		struct page *newpage = migrate_pfn_to_page(dst[j]);
-
+		newpage = migrate_pfn_to_page(dst[j]);
 		src[j] = 0;
-		if (newpage && mvma_insert(migrate, addr + j * PAGE_SIZE,
-					   page_folio(newpage)))
+		if (!newpage)
+			continue;
+		if (mvma_insert(migrate, addr + j * PAGE_SIZE,
+				page_folio(newpage))) {
 			src[j] = MIGRATE_PFN_MIGRATE;
+			mdev_tally_moved(t, NULL, page_folio(newpage));
+		} else {
+			mdev_tally_left_new(t, newpage, MDEV_LEFT_INSERT);
+		}
 	}
 }
 
+/*
+ * Why may source entry @src, a page whose destination @dst fits, not move?
+ * mdev_move_identity() refused it: both folios are still locked.
+ */
+static enum mdev_left_reason mdev_move_refused(unsigned long src,
+					       unsigned long dst)
+{
+	struct folio *folio = page_folio(migrate_pfn_to_page(src));
+
+	if (folio_is_zone_device(page_folio(migrate_pfn_to_page(dst))) &&
+	    folio_test_swapcache(folio))
+		return MDEV_LEFT_SWAPCACHE;
+	return MDEV_LEFT_PINNED;
+}
+
+/*
+ * Step 4 of the comment at the top, for every entry: the work of
+ * migrate_vma_pages() (@migrate) and migrate_device_pages() (@migrate
+ * NULL), counted as it goes (mdev_watch_pages()).
+ */
 static void mdev_pages(unsigned long *src_pfns,
 		       unsigned long *dst_pfns,
 		       unsigned long npages,
 		       struct migrate_vma *migrate)
 {
 	struct page *fault_page = migrate ? migrate->fault_page : NULL;
+	struct mdev_tally t = { };
 	struct mmu_notifier_range range;
 	bool notified = false;
 	unsigned long i;
@@ -1578,6 +1629,7 @@ static void mdev_pages(unsigned long *src_pfns,
 		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 		bool compound = src_pfns[i] & MIGRATE_PFN_COMPOUND;
+		enum mdev_left_reason why;
 		long nr = 1;
 
 		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
@@ -1595,57 +1647,68 @@ static void mdev_pages(unsigned long *src_pfns,
 			nr = 0;
 
 		if (!page) {
-			unsigned long addr;
-
 			/* Empty slots only exist for a virtual range. */
 			if (!migrate || (!newpage && !compound) || !nr) {
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+				if (migrate && newpage)
+					mdev_tally_left_new(&t, newpage,
+							    MDEV_LEFT_BAD_DST);
 				continue;
 			}
-			addr = migrate->start + (i << PAGE_SHIFT);
 			/*
 			 * Filling a slot that holds the zero page changes
 			 * what secondary MMUs may have mapped.
 			 */
 			if (!notified) {
-				mvma_notify_from(migrate, addr, &range);
+				mvma_notify_from(migrate, migrate->start +
+						 (i << PAGE_SHIFT), &range);
 				notified = true;
 			}
-			if (compound) {
-				/*
-				 * Filled page by page, the entries it covers
-				 * are marked MIGRATE_PFN_MIGRATE for the
-				 * driver: they are done, not slots to fill.
-				 */
-				mvma_fill_compound(migrate, i);
-				i += nr - 1;
-			} else if (!mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
-				   !mvma_insert(migrate, addr,
-						page_folio(newpage))) {
-				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
-			}
+			mvma_fill_slot(migrate, i, compound, &t);
+			/*
+			 * A compound slot filled page by page has the entries
+			 * it covers marked MIGRATE_PFN_MIGRATE for the
+			 * driver: they are done, not slots to fill.
+			 */
+			i += nr - 1;
 			continue;
 		}
 
 		if (compound && nr && (!newpage ||
 				       !mdev_dst_fits(src_pfns[i],
 						      dst_pfns[i])) &&
-		    mdev_dst_small(&dst_pfns[i], nr) &&
-		    mdev_split_entry(&src_pfns[i], fault_page)) {
-			/* look at the entry again, as an order-0 one */
-			i--;
+		    mdev_dst_small(&dst_pfns[i], nr)) {
+			if (mdev_split_entry(&src_pfns[i], fault_page)) {
+				t.split++;
+				/* look at the entry again, as an order-0 one */
+				i--;
+				continue;
+			}
+			why = MDEV_LEFT_SPLIT;
+		} else if (!newpage) {
+			why = MDEV_LEFT_NO_DST;
+		} else if (!mdev_dst_fits(src_pfns[i], dst_pfns[i])) {
+			why = MDEV_LEFT_BAD_DST;
+		} else if (mdev_move_identity(page_folio(newpage),
+					      page_folio(page),
+					      page_folio(page) ==
+					      (fault_page ?
+					       page_folio(fault_page) :
+					       NULL))) {
+			mdev_tally_moved(&t, page, page_folio(newpage));
 			continue;
+		} else {
+			why = mdev_move_refused(src_pfns[i], dst_pfns[i]);
 		}
-		if (!newpage || !mdev_dst_fits(src_pfns[i], dst_pfns[i]) ||
-		    !mdev_move_identity(page_folio(newpage), page_folio(page),
-					page_folio(page) ==
-					(fault_page ? page_folio(fault_page) :
-						      NULL)))
-			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		mdev_tally_left(&t, page_to_pfn(page),
+				compound ? folio_nr_pages(page_folio(page)) : 1,
+				why);
 	}
 
 	if (notified)
 		mmu_notifier_invalidate_range_end(&range);
+	mdev_watch_pages(&t, npages, migrate != NULL);
 }
 
 /**
@@ -1672,7 +1735,6 @@ void migrate_vma_pages(struct migrate_vma *migrate)
 {
 	mdev_pages(migrate->src, migrate->dst, migrate->npages,
 		   migrate);
-	mdev_watch_pages(migrate->src, migrate->dst, migrate->npages, true);
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -1691,7 +1753,6 @@ void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 			  unsigned long npages)
 {
 	mdev_pages(src_pfns, dst_pfns, npages, NULL);
-	mdev_watch_pages(src_pfns, dst_pfns, npages, false);
 }
 EXPORT_SYMBOL(migrate_device_pages);
 

@@ -54,104 +54,75 @@ static inline void mdev_watch_split(unsigned long pfn, unsigned int order)
 }
 
 /*
- * Why did source entry @src (a page) lose MIGRATE_PFN_MIGRATE in the pages
- * step, given its destination @dst?  The checks of mdev_pages(), in its
- * order, looked at again afterwards: both folios are still locked.
+ * What the pages step did, counted by mdev_pages() as it goes, so that the
+ * counters and the step's event cost no second pass over the arrays.
  */
-static enum mdev_left_reason mdev_pages_reason(unsigned long src,
-					       unsigned long dst)
-{
-	struct folio *folio = page_folio(migrate_pfn_to_page(src));
-	struct page *newpage = migrate_pfn_to_page(dst);
-	struct folio *newfolio;
-	unsigned int order = 0;
+struct mdev_tally {
+	unsigned long moved, left, split;
+	unsigned long to_dev, to_dev_large, to_ram, to_ram_large;
+};
 
-	if (!newpage)
-		return MDEV_LEFT_NO_DST;
-	newfolio = page_folio(newpage);
-	if (src & MIGRATE_PFN_COMPOUND) {
-		/* answered page by page, and the folio could not be split */
-		if (!folio_test_large(newfolio))
-			return MDEV_LEFT_SPLIT;
-		order = folio_order(folio);
+/*
+ * @newfolio takes the place of @page (NULL for an empty slot).  It moves
+ * "to device" when it is device memory, "to RAM" when @page leaves device
+ * memory for system memory.
+ */
+static inline void mdev_tally_moved(struct mdev_tally *t, struct page *page,
+				    struct folio *newfolio)
+{
+	long nr = folio_nr_pages(newfolio);
+
+	t->moved += nr;
+	if (folio_is_zone_device(newfolio)) {
+		t->to_dev += nr;
+		t->to_dev_large += nr > 1;
+	} else if (page && is_zone_device_page(page)) {
+		t->to_ram += nr;
+		t->to_ram_large += nr > 1;
 	}
-	if (&newfolio->page != newpage || folio_order(newfolio) != order)
-		return MDEV_LEFT_BAD_DST;
-	if (folio_is_zone_device(newfolio) && folio_test_swapcache(folio))
-		return MDEV_LEFT_SWAPCACHE;
-	return MDEV_LEFT_PINNED;
+}
+
+/* @nr pages from @pfn stay where they are in the pages step, for @reason. */
+static inline void mdev_tally_left(struct mdev_tally *t, unsigned long pfn,
+				   unsigned long nr,
+				   enum mdev_left_reason reason)
+{
+	t->left += nr;
+	mdev_left(pfn, nr, reason);
+}
+
+/*
+ * An empty slot could not take its new page @newpage, for @reason: the
+ * folio of the page is counted, at the page's pfn.
+ */
+static inline void mdev_tally_left_new(struct mdev_tally *t,
+				       struct page *newpage,
+				       enum mdev_left_reason reason)
+{
+	mdev_tally_left(t, page_to_pfn(newpage),
+			folio_nr_pages(page_folio(newpage)), reason);
 }
 
 /*
  * After migrate_vma_pages() (@vma) or migrate_device_pages(): count the
- * pages that will move, by direction, and the pages left behind, by
- * reason, and trace the step.  An entry still marked MIGRATE_PFN_MIGRATE
- * has its destination; a page that lost the mark in this step is still
- * there (steps before clear the entries they drop); an empty slot that
- * lost it while the driver gave it a page could not take that page.
- *
- * A page moves "to device" when its destination is device memory, "to
- * RAM" when it leaves device memory for system memory.
+ * pages moving to device memory and back to RAM, and trace the step.
  */
-static void mdev_watch_pages(const unsigned long *src, const unsigned long *dst,
-			     unsigned long npages, bool vma)
+static void mdev_watch_pages(const struct mdev_tally *t, unsigned long npages,
+			     bool vma)
 {
-	unsigned long to_dev = 0, to_dev_large = 0, to_ram = 0, to_ram_large = 0;
-	unsigned long i, moved = 0, left = 0;
-
-	for (i = 0; i < npages; i++) {
-		struct page *page = migrate_pfn_to_page(src[i]);
-		struct page *newpage = migrate_pfn_to_page(dst[i]);
-		unsigned long nr;
-
-		if ((src[i] & MIGRATE_PFN_MIGRATE) && newpage) {
-			struct folio *newfolio = page_folio(newpage);
-
-			nr = folio_nr_pages(newfolio);
-			moved += nr;
-			if (folio_is_zone_device(newfolio)) {
-				to_dev += nr;
-				to_dev_large += nr > 1;
-			} else if (page && is_zone_device_page(page)) {
-				to_ram += nr;
-				to_ram_large += nr > 1;
-			}
-		} else if (page) {
-			nr = 1;
-			if (src[i] & MIGRATE_PFN_COMPOUND)
-				nr = folio_nr_pages(page_folio(page));
-			mdev_left(page_to_pfn(page), nr,
-				  mdev_pages_reason(src[i], dst[i]));
-			left += nr;
-			/* by virtual range, the entries it covers follow */
-			if (vma)
-				i += min(nr, npages - i) - 1;
-		} else if (vma && newpage && !(src[i] & MIGRATE_PFN_MIGRATE)) {
-			struct folio *newfolio = page_folio(newpage);
-			unsigned int order = 0;
-
-			if (src[i] & MIGRATE_PFN_COMPOUND)
-				order = PMD_SHIFT - PAGE_SHIFT;
-			nr = folio_nr_pages(newfolio);
-			mdev_left(page_to_pfn(newpage), nr,
-				  folio_order(newfolio) == order ?
-				  MDEV_LEFT_INSERT : MDEV_LEFT_BAD_DST);
-			left += nr;
-		}
-	}
-
-	if (to_dev)
-		count_vm_events(HMM_MIGRATE_TO_DEVICE, to_dev);
-	if (to_dev_large)
-		count_vm_events(HMM_MIGRATE_TO_DEVICE_LARGE, to_dev_large);
-	if (to_ram)
-		count_vm_events(HMM_MIGRATE_TO_RAM, to_ram);
-	if (to_ram_large)
-		count_vm_events(HMM_MIGRATE_TO_RAM_LARGE, to_ram_large);
+	if (t->to_dev)
+		count_vm_events(HMM_MIGRATE_TO_DEVICE, t->to_dev);
+	if (t->to_dev_large)
+		count_vm_events(HMM_MIGRATE_TO_DEVICE_LARGE, t->to_dev_large);
+	if (t->to_ram)
+		count_vm_events(HMM_MIGRATE_TO_RAM, t->to_ram);
+	if (t->to_ram_large)
+		count_vm_events(HMM_MIGRATE_TO_RAM_LARGE, t->to_ram_large);
 	if (vma)
-		trace_migrate_vma_pages(npages, moved, left);
+		trace_migrate_vma_pages(npages, t->moved, t->left, t->split);
 	else
-		trace_migrate_device_pages(npages, moved, left);
+		trace_migrate_device_pages(npages, t->moved, t->left,
+					   t->split);
 }
 
 /*

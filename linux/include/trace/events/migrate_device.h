@@ -73,20 +73,22 @@ TRACE_DEFINE_ENUM(MDEV_LEFT_GONE);
 /*
  * The first step by virtual range, in pages: migrate_vma_collect when the
  * page-table walk of migrate_vma_setup() is done, @collected pages selected
- * (locked and unmapped here, or empty slots); migrate_vma_setup when it
- * returns, cpages of them still on their way, the others left while
- * unmapping.
+ * (locked and unmapped here, or empty slots) and @split large folios split
+ * on the way so that their pages could be selected one by one;
+ * migrate_vma_setup when it returns, cpages of them still on their way,
+ * the others left while unmapping.
  */
 DECLARE_EVENT_CLASS(mvma_select,
 		    TP_PROTO(const struct migrate_vma *args,
-			     unsigned long collected),
-		    TP_ARGS(args, collected),
+			     unsigned long collected, unsigned long split),
+		    TP_ARGS(args, collected, split),
 		    TP_STRUCT__entry(__field(unsigned long, start)
 				     __field(unsigned long, end)
 				     __field(unsigned long, flags)
 				     __field(unsigned long, npages)
 				     __field(unsigned long, collected)
 				     __field(unsigned long, cpages)
+				     __field(unsigned long, split)
 		    ),
 		    TP_fast_assign(__entry->start = args->start;
 				   __entry->end = args->end;
@@ -94,22 +96,26 @@ DECLARE_EVENT_CLASS(mvma_select,
 				   __entry->npages = args->npages;
 				   __entry->collected = collected;
 				   __entry->cpages = args->cpages;
+				   __entry->split = split;
 		    ),
-		    TP_printk("start=0x%lx end=0x%lx flags=0x%lx npages=%lu collected=%lu cpages=%lu left=%lu",
+		    TP_printk("start=0x%lx end=0x%lx flags=0x%lx npages=%lu collected=%lu cpages=%lu left=%lu split=%lu",
 			      __entry->start, __entry->end, __entry->flags,
 			      __entry->npages, __entry->collected,
 			      __entry->cpages,
-			      __entry->collected - __entry->cpages)
+			      __entry->collected - __entry->cpages,
+			      __entry->split)
 );
 
 DEFINE_EVENT(mvma_select, migrate_vma_collect,
-	     TP_PROTO(const struct migrate_vma *args, unsigned long collected),
-	     TP_ARGS(args, collected)
+	     TP_PROTO(const struct migrate_vma *args, unsigned long collected,
+		      unsigned long split),
+	     TP_ARGS(args, collected, split)
 );
 
 DEFINE_EVENT(mvma_select, migrate_vma_setup,
-	     TP_PROTO(const struct migrate_vma *args, unsigned long collected),
-	     TP_ARGS(args, collected)
+	     TP_PROTO(const struct migrate_vma *args, unsigned long collected,
+		      unsigned long split),
+	     TP_ARGS(args, collected, split)
 );
 
 /* The selection of device pages by pfn: migrate_device_range() and _pfns(). */
@@ -146,10 +152,44 @@ DEFINE_EVENT(mdev_select, migrate_device_pfns,
 );
 
 /*
- * The two later steps, by virtual range or by pfn, in pages: after
- * migrate_*_pages() @moved pages have a destination and will move, @left
- * stay; after migrate_*_finalize() @moved pages are mapped at their
- * destination, @left are mapped back where they were.
+ * The pages step, by virtual range or by pfn, in pages: @moved pages have a
+ * destination and will move, @left stay, and @split large folios were
+ * split because the driver answered them with small pages.
+ */
+DECLARE_EVENT_CLASS(mdev_pages_step,
+		    TP_PROTO(unsigned long npages, unsigned long moved,
+			     unsigned long left, unsigned long split),
+		    TP_ARGS(npages, moved, left, split),
+		    TP_STRUCT__entry(__field(unsigned long, npages)
+				     __field(unsigned long, moved)
+				     __field(unsigned long, left)
+				     __field(unsigned long, split)
+		    ),
+		    TP_fast_assign(__entry->npages = npages;
+				   __entry->moved = moved;
+				   __entry->left = left;
+				   __entry->split = split;
+		    ),
+		    TP_printk("npages=%lu moved=%lu left=%lu split=%lu",
+			      __entry->npages, __entry->moved, __entry->left,
+			      __entry->split)
+);
+
+DEFINE_EVENT(mdev_pages_step, migrate_vma_pages,
+	     TP_PROTO(unsigned long npages, unsigned long moved,
+		      unsigned long left, unsigned long split),
+	     TP_ARGS(npages, moved, left, split)
+);
+
+DEFINE_EVENT(mdev_pages_step, migrate_device_pages,
+	     TP_PROTO(unsigned long npages, unsigned long moved,
+		      unsigned long left, unsigned long split),
+	     TP_ARGS(npages, moved, left, split)
+);
+
+/*
+ * The last step, by virtual range or by pfn, in pages: @moved pages are
+ * mapped at their destination, @left are mapped back where they were.
  */
 DECLARE_EVENT_CLASS(mdev_step,
 		    TP_PROTO(unsigned long npages, unsigned long moved,
@@ -165,18 +205,6 @@ DECLARE_EVENT_CLASS(mdev_step,
 		    ),
 		    TP_printk("npages=%lu moved=%lu left=%lu",
 			      __entry->npages, __entry->moved, __entry->left)
-);
-
-DEFINE_EVENT(mdev_step, migrate_vma_pages,
-	     TP_PROTO(unsigned long npages, unsigned long moved,
-		      unsigned long left),
-	     TP_ARGS(npages, moved, left)
-);
-
-DEFINE_EVENT(mdev_step, migrate_device_pages,
-	     TP_PROTO(unsigned long npages, unsigned long moved,
-		      unsigned long left),
-	     TP_ARGS(npages, moved, left)
 );
 
 DEFINE_EVENT(mdev_step, migrate_vma_finalize,

@@ -5145,6 +5145,65 @@ TEST_F(hmm, trace_pinned_page_left)
 	tbuf_free(b);
 }
 
+/*
+ * The split counts of the step events.  Half of a THP migrated: the
+ * collect walk splits it (the range does not cover it whole).  A whole
+ * THP migrated with HMM_DMIRROR_FLAG_FAIL_ALLOC: the driver answers it
+ * with small pages and the pages step splits it; the collect walk does
+ * not.  Both move every page asked for.
+ */
+TEST_F(hmm, trace_split_counts)
+{
+	const char *dir = trace_dir();
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 189);
+	unsigned long n, half;
+	char *buf;
+
+	ASSERT_NE(NULL, b);
+	if (!dir)
+		SKIP(return, "no migrate_device events in tracefs");
+	half = b->npages / 2;
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, trace_write(dir, "events/migrate_device/enable", "1"));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "1"));
+	ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				  self->ps, 0, half, &c));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "0"));
+	ASSERT_EQ(half, c.cpages);
+	buf = trace_read(dir);
+	ASSERT_NE(NULL, buf);
+	EXPECT_EQ(1, trace_sum(buf, "migrate_vma_collect", "split", &n));
+	EXPECT_EQ(0, trace_sum(buf, "migrate_vma_pages", "split", &n));
+	EXPECT_EQ(half, trace_sum(buf, "migrate_vma_pages", "moved", &n));
+	free(buf);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 189));
+	tbuf_free(b);
+
+	b = tbuf_thp(self->ps, 190);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "1"));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(0, trace_write(dir, "tracing_on", "0"));
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	ASSERT_EQ(b->npages, c.cpages);
+	buf = trace_read(dir);
+	ASSERT_NE(NULL, buf);
+	EXPECT_EQ(0, trace_sum(buf, "migrate_vma_collect", "split", &n));
+	EXPECT_EQ(1, trace_sum(buf, "migrate_vma_pages", "split", &n));
+	EXPECT_EQ(b->npages, trace_sum(buf, "migrate_vma_pages", "moved", &n));
+	EXPECT_EQ(0, trace_sum(buf, "migrate_vma_pages", "left", &n));
+	free(buf);
+	ASSERT_EQ(0, trace_write(dir, "events/migrate_device/enable", "0"));
+	ASSERT_EQ(0, trace_write(dir, "trace", ""));
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 190));
+	tbuf_free(b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Memory accounting                                                   */
 /* ------------------------------------------------------------------ */
