@@ -8,9 +8,9 @@
 # A boot that fails (QEMU timed out, HMM_TIMEOUT) does not stop it: the logs
 # are judged all the same, and the exit status is non-zero.
 # hmm-stress runs in STRESS_ROUNDS rounds (lib.sh), the pressure boot in 2.
-# Last, the race flavour (KCSAN, config/race.config) is built and boots to
-# run hmm-tests and two hmm-stress rounds; a data race in our code fails the
-# run (results.py). HMM_RACE=0 leaves that boot out.
+# Then the race flavour (KCSAN, config/race.config) is built and boots to
+# run hmm-tests and two 60 s hmm-stress rounds; a data race in our code
+# fails the run (results.py). HMM_RACE=0 leaves that boot out.
 . "$(dirname "$0")/lib.sh"
 
 flavour=${FLAVOUR:-debug}
@@ -33,7 +33,7 @@ if [[ $kind == ours && ${HMM_RACE:-1} == 1 ]]; then
 	if "$here/kernel.sh" ours race | tee "$res/race/build.log"; then
 		rm "$res/race/build.log"
 		"$here/race-scope.py" "$(build_dir ours race)" "$BASE" "$TREE" "$TOP/patches" >"$res/race/scope.txt"
-		HMM_BOOT_ARGS="hmm.only=hmm-tests+hmm-stress" STRESS_ROUNDS=2 \
+		HMM_BOOT_ARGS="hmm.only=hmm-tests+hmm-stress hmm.hmm-stress=-t+60" STRESS_ROUNDS=2 \
 			STAGE_CONTINUE=1 stage boot-race "$here/boot.sh" "$(build_dir ours race)" test "$res/race" ||
 			boot_rc=$?
 	else
