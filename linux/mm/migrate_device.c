@@ -1708,7 +1708,7 @@ static void mdev_pages(unsigned long *src_pfns,
 
 	if (notified)
 		mmu_notifier_invalidate_range_end(&range);
-	mdev_watch_pages(&t, npages, migrate != NULL);
+	mdev_watch_pages(&t, npages, !!migrate);
 }
 
 /**
