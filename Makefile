@@ -9,13 +9,13 @@ export FLAVOUR
 
 help:
 	@echo "make run        build the series (default flavour), boot it in QEMU, run the demo"
-	@echo "make test       build the debug flavour, boot it, run KUnit + all test programs, then the memory-pressure boot"
+	@echo "make test       build the debug flavour, boot it, run KUnit + all test programs, then the memory-pressure boot and the KCSAN (race) boot"
 	@echo "make test-stock the same tests on the unmodified 6.12 base (what the series fixes fails there)"
 	@echo "make bench      stock 6.12 vs the series, same QEMU machine, table + CSV + PNG (BENCH_QUICK=1 for a short run)"
 	@echo "make series     git format-patch series + cover letter in out/series, proven to apply, build and match"
 	@echo "make stress     the stress program alone for STRESS_SECONDS (default 600) on the debug kernel, in STRESS_ROUNDS with driver reloads"
 	@echo "make check      checkpatch, kernel-doc, W=1 + sparse, in-tree users compile + link check, KUnit via kunit.py"
-	@echo "make kernel     only build (FLAVOUR=default|debug, default: debug)"
+	@echo "make kernel     only build (FLAVOUR=default|debug|race, default: debug)"
 	@echo "make tree       only assemble .cache/tree = base + linux/ + patches/"
 	@echo "make base       extract Debian's linux-source-6.12 into .cache and print its version"
 	@echo "make deps       install the Debian packages the targets need (as root)"
