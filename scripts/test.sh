@@ -20,6 +20,11 @@ t0=$(now)
 "$here/kernel.sh" "$kind" "$flavour"
 take_lock
 res=$RESULTS/$(date +%Y%m%d-%H%M%S)-$kind-$flavour
+if [[ $flavour == race ]]; then
+	# FLAVOUR=race: the first boot is a KCSAN one too (results.py)
+	mkdir -p "$res"
+	"$here/race-scope.py" "$(build_dir "$kind" race)" "$BASE" "$TREE" "$TOP/patches" >"$res/scope.txt"
+fi
 boot_rc=0
 STAGE_CONTINUE=1 stage boot-and-test "$here/boot.sh" "$(build_dir "$kind" "$flavour")" test "$res" ||
 	boot_rc=$?
