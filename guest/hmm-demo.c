@@ -28,7 +28,7 @@ static long page_size;
 
 struct counters {
 	int n;
-	char name[MAX_COUNTERS][40];
+	char name[MAX_COUNTERS][64];
 	unsigned long long val[MAX_COUNTERS];
 };
 

@@ -1,85 +1,105 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * ZONE_DEVICE page maps: struct pages for device and persistent memory.
- *
- * Design
- * ======
+ * The design is told in the DOC: blocks below, which
+ * Documentation/mm/hmm-devmem.rst pulls in.
+ */
+
+/**
+ * DOC: Design
  *
  * A driver describes its memory in a struct dev_pagemap (one or more
  * physical ranges, a memory type, callbacks) and hands it to
- * memremap_pages().  Each range is hot-added to the ZONE_DEVICE zone of
- * the requested node: DEVICE_PRIVATE ranges only get a memmap (the CPU
- * cannot touch the memory, so no linear mapping is created), all other
- * types also get a kernel linear mapping with the caching the type needs
- * (uncached for PCI BARs, decrypted for DAX).
+ * memremap_pages().  Each range is hot-added to the ZONE_DEVICE zone of the
+ * requested node: DEVICE_PRIVATE ranges only get a memmap (the CPU cannot
+ * touch the memory, so no linear mapping is created), all other types also
+ * get a kernel linear mapping with the caching the type needs (uncached
+ * for PCI BARs, decrypted for DAX).
+ */
+
+/**
+ * DOC: Finding the map of a pfn
  *
- * Finding the map of a pfn
- * ------------------------
- * Every registered range is an entry of @pgmap_ranges, a maple tree in
+ * Every registered range is an entry of ``pgmap_ranges``, a maple tree in
  * RCU mode indexed by pfn.  Inserting a range into the tree is the first
  * thing done for it, and the insert fails when any pfn of the range is
  * already taken, so overlapping requests (with another map or within the
- * same request) are refused before anything else happens.  Lookups walk
- * the tree under rcu_read_lock() and take a live reference on the map
- * they find; removals are followed by synchronize_rcu() before the caller
- * may free the structure.
+ * same request) are refused with -EBUSY before anything else happens.
+ * Lookups (get_dev_pagemap()) walk the tree under rcu_read_lock() and take
+ * a live reference on the map they find, so they fail for a map being torn
+ * down; put_dev_pagemap() drops it.  Removals are followed by
+ * synchronize_rcu() before the caller may free the structure, so no lookup
+ * can still see a map after memunmap_pages() returns.
+ */
+
+/**
+ * DOC: Life of a map
  *
- * Life of a map
- * -------------
- * pgmap->ref is a percpu_ref that keeps the map alive.  It is created
+ * ``pgmap->ref`` is a percpu_ref that keeps the map alive.  It is created
  * dead, so while the ranges are being added nobody (neither
  * get_dev_pagemap() nor zone_device_page_init()) can take a reference.
  * Only when every range is in place is it revived, holding one base
- * reference owned by the map itself.  If a step fails, the ranges added
- * so far are removed in reverse order and the dead reference is simply
- * destroyed: no page and no lookup can have seen the map.
+ * reference owned by the map itself.  If a step fails, the ranges added so
+ * far are removed in reverse order and the dead reference is simply
+ * destroyed: no page and no lookup can have seen the map, and the failed
+ * call leaves no memmap, no mapping and no tree entry behind.
  *
- * memunmap_pages() kills the reference (dropping the base reference and
- * failing every later tryget), then sleeps on pgmap->done until the last
- * holder is gone, and only then removes the ranges.  A driver may
- * therefore free its device memory once memunmap_pages() returns.
+ * memunmap_pages() (or the devres action of devm_memremap_pages()) kills
+ * the reference, dropping the base reference and failing every later
+ * tryget, then sleeps on ``pgmap->done`` until the last holder is gone, and
+ * only then removes the ranges.  A driver may therefore free its device
+ * memory and its struct dev_pagemap once memunmap_pages() returns.
+ */
+
+/**
+ * DOC: Life of a page
  *
- * Life of a page
- * --------------
- * DEVICE_PRIVATE and DEVICE_COHERENT pages start free, with a page
- * reference count of zero.  The driver owns the free pages and decides
- * how they are grouped: zone_device_folio_init() turns 2^order naturally
- * aligned free pages into one folio (order 0 with zone_device_page_init())
- * with a count of one, locked, and takes one map reference on the
- * driver's behalf.  Whatever folios the pages were part of before does
- * not matter: every page is reset first.  When the folio's count drops to
- * zero again the core mm calls free_zone_device_folio(), which clears the
- * state an ordinary free page would not carry (mapping, anon-exclusive
- * bits, memcg charge), calls ops->folio_free() (or ops->page_free() for
- * an order-0 folio of a map that has only that one) so the driver can put
- * the folio back in its pool, and drops the map reference.  So a map
- * cannot go away while any of its folios is in use.  A freed large folio
- * stays a large folio in the memmap until the driver hands its pages out
- * again.
+ * DEVICE_PRIVATE and DEVICE_COHERENT pages belong to the driver's
+ * allocator.  They start free, with a page reference count of zero, and
+ * the driver decides how they are grouped: zone_device_folio_init() turns
+ * 2^order naturally aligned free pages into one folio (order 0 with
+ * zone_device_page_init()) with a count of one, locked, and takes one map
+ * reference on the driver's behalf.  Whatever folios the pages were part
+ * of before does not matter: every page is reset first.  When the folio's
+ * count drops to zero again the core mm calls free_zone_device_folio(),
+ * which clears the state an ordinary free page would not carry (mapping,
+ * anon-exclusive bits, memcg charge), calls ``ops->folio_free()`` (or
+ * ``ops->page_free()`` for an order-0 folio of a map that has only that
+ * one) exactly once so that the driver can put the folio back in its pool,
+ * and drops the map reference.  So a map cannot go away while any of its
+ * folios is in use, for example one still mapped into a process.  A freed
+ * large folio stays a large folio in the memmap until the driver hands its
+ * pages out again.
  *
- * The map pointer of a ZONE_DEVICE page shares its place with the
- * compound head of a tail page, so it is only valid in the head: the
- * page_pgmap() accessor reads it there for any page.
+ * The map pointer of a ZONE_DEVICE page shares its place with the compound
+ * head of a tail page, so it is only valid in the head: the page_pgmap()
+ * accessor reads it there for any page.
  *
  * FS_DAX, GENERIC and PCI_P2PDMA pages are owned by the map for its whole
  * life and keep a count of at least one: one means idle.  FS_DAX pages
- * never reach zero: __put_devmap_managed_folio_refs() intercepts their
- * puts and wakes fs/dax.c waiters when a page becomes idle.  If a page of
- * the other two types reaches zero, ops->page_free() is called (P2PDMA
- * uses it to return the page to its pool) and the count is set back to
- * one.  These types do not tie pages to the map reference; their users
+ * never reach zero: the ``devmap_managed_key`` static key, enabled while an
+ * FS_DAX map exists, routes their puts to __put_devmap_managed_folio_refs(),
+ * which wakes fs/dax.c waiters when a page becomes idle.  If a page of the
+ * other two types reaches zero, ``ops->page_free()`` is called (P2PDMA uses
+ * it to return the page to its pool) and the count is set back to one.
+ * These types do not tie pages to the map reference; their users
  * (device-dax, p2pdma, filesystems) quiesce their pages before unmapping.
- *
- * Locking
- * -------
- * memremap_pages() and memunmap_pages() sleep and must not be called with
- * spinlocks held; memory hotplug itself is serialised by
- * mem_hotplug_begin()/mem_hotplug_done() around each range.  The maple
- * tree has its own internal lock for writers.  get_dev_pagemap() and
- * pgmap_pfn_valid() need no lock; free_zone_device_folio() runs in any
- * context the final folio_put() may run in and only calls
- * ops->page_free() and percpu_ref_put().
  */
+
+/**
+ * DOC: Locking
+ *
+ * memremap_pages() and memunmap_pages() sleep: they take the memory hotplug
+ * lock (mem_hotplug_begin() and mem_hotplug_done()) around each range,
+ * allocate memory and wait for references.  The caller must hold no
+ * spinlocks, and must not itself hold a reference on the map it unmaps.
+ * The maple tree serialises its writers with its own lock.
+ * get_dev_pagemap() and pgmap_pfn_valid() take no lock and may be called
+ * from any context.  free_zone_device_folio() runs in any context the final
+ * folio_put() may run in and only calls the driver's free callback and
+ * percpu_ref_put(), so that callback must be written with that in mind.
+ */
+
 #define pr_fmt(fmt) "memremap: " fmt
 
 #include <linux/device.h>

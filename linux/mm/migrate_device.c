@@ -1,78 +1,104 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Moving process memory to and from device memory.
- *
- * A device driver that owns ZONE_DEVICE memory (DEVICE_PRIVATE memory the
- * CPU cannot address, or DEVICE_COHERENT memory it can) moves pages of a
- * process with three calls, doing the copy itself in between:
- *
- *   migrate_vma_setup()    pick the pages of a range and take them away from
- *                          the CPU page tables (they are left locked, with a
- *                          migration entry in every place they were mapped);
- *   (driver)               allocate a destination for each selected page,
- *                          copy the data with its DMA engine, fill ->dst;
- *   migrate_vma_pages()    hand each page's identity (anon_vma, index, memcg,
- *                          flags) over to its destination;
- *   migrate_vma_finalize() point the migration entries at the new pages, or
- *                          back at the old ones for pages that did not move,
- *                          then unlock and release everything.
- *
- * The migrate_device_*() trio does the same from a pfn range of device
- * memory instead of a virtual range, for drivers that must empty their
- * memory (unbind, device memory pressure).
- *
- * The entries of the src and dst arrays are "migrate pfns": a pfn shifted by
- * MIGRATE_PFN_SHIFT, plus MIGRATE_PFN_VALID when there is a page,
- * MIGRATE_PFN_MIGRATE while the entry is still on its way, and
- * MIGRATE_PFN_WRITE when the mapping was writable.  An entry with MIGRATE but
- * no VALID bit is an empty slot of an anonymous mapping (pte_none() or the
- * zero page) that the driver may fill with a new page.
- *
- * Life of a selected source page:
- *  1. the page-table walk finds it, takes a reference and locks it with a
- *     trylock (nothing here ever sleeps on a page lock while holding another
- *     one, so migrations cannot deadlock each other), and replaces its pte
- *     with a migration entry on the spot, under the page table lock that the
- *     walk holds anyway;
- *  2. system pages are taken off the LRU, the isolation reference replacing
- *     the walk's one;
- *  3. try_to_migrate() replaces the mappings the walk could not see (other
- *     processes after fork(), or every mapping when we start from a pfn)
- *     with migration entries too;
- *  4. if it is still mapped, or somebody else holds a reference (a GUP pin
- *     for instance), the mappings are restored at once and the entry is
- *     dropped from the migration;
- *  5. migrate_vma_pages() moves the page's identity to the destination, and
- *     finalize either frees the source or puts it back where it was.
- *
- * Large folios
- * ------------
- * Without MIGRATE_VMA_SELECT_COMPOUND only order-0 pages move: a large folio
- * met by the walk is split first (a system one by split_folio(), a device
- * one by mdev_split_mapped()).  With it, a large anonymous folio mapped
- * whole, in order and naturally aligned inside the range is collected as one
- * entry carrying MIGRATE_PFN_COMPOUND, the entries of its other pages left
- * zero; a PMD-mapped THP has its PMD split into ptes first (the folio stays
- * whole), so that every large folio on its way is mapped by ptes and its
- * migration entries are ptes.  A device-private PMD entry is split into
- * device-private ptes the same way before its folio is collected.  After
- * the move, finalize maps a device folio the size of a PMD by one
- * device-private PMD entry wherever it is mapped whole and aligned
- * (mdev_map_pmd()); a device folio of another order stays mapped by one
- * device-private pte per page, which the rest of mm handles page by page
- * as it does for any pte-mapped large folio.  A PMD-sized empty slot is
- * offered as one compound empty entry.
- *
- * The driver answers a compound entry with a folio of the same order
- * (MIGRATE_PFN_COMPOUND in dst), which takes the source's place whole, or
- * with order-0 pages for the entries of each of its pages: an empty slot is
- * then filled page by page, and a folio is split where it stands, its
- * pages staying locked, isolated and unmapped behind their migration
- * entries (mdev_split_unmapped() for a device folio, the allocator's
- * split_unmapped_anon_folio() for a THP), and each page moves on its own.
- * A destination of any other order, or a compound destination for an
- * order-0 source, is refused: the source stays.
+ * Moving process memory to and from device memory.  The design is told in
+ * the DOC: blocks below, which Documentation/mm/hmm.rst pulls in.
  */
+
+/**
+ * DOC: Migrating a range
+ *
+ * A driver moves a range of a process into its memory in three steps, with
+ * the mmap lock held for read across all of them:
+ *
+ * 1. migrate_vma_setup() collects the range.  It picks the pages the caller
+ *    selected (%MIGRATE_VMA_SELECT_SYSTEM, %MIGRATE_VMA_SELECT_DEVICE_PRIVATE
+ *    with a matching ``pgmap_owner``, %MIGRATE_VMA_SELECT_DEVICE_COHERENT),
+ *    locks and isolates them, and replaces their CPU mappings with migration
+ *    entries.  A hole or the zero page in a private anonymous VMA is
+ *    reported as migratable with no source page, so that the driver can
+ *    place a new page there.  Pages the core cannot move (pinned by GUP,
+ *    locked by someone else, mapped in ways migration does not handle) are
+ *    left out: their ``src[i]`` lacks %MIGRATE_PFN_MIGRATE.
+ * 2. The driver allocates a destination page for each entry it wants to
+ *    move, locks it, copies the data with its DMA engine and stores it in
+ *    ``dst[i]`` with migrate_pfn().  It may skip any entry by leaving
+ *    ``dst[i]`` at 0.  It then calls migrate_vma_pages(), which hands each
+ *    page's identity (anon_vma and index, memcg charge, flags) over to its
+ *    destination, and installs the new pages of empty slots.
+ * 3. The driver updates its own page table and calls migrate_vma_finalize(),
+ *    which points every migration entry at the new page, or back at the old
+ *    one where the move did not happen, then unlocks and releases
+ *    everything.  A failed or partial migration leaves the process exactly
+ *    as it was for the entries that did not move.
+ *
+ * The migrate_device_*() calls do the same from a pfn range of device
+ * memory instead of a virtual range, for drivers that must empty their
+ * memory (unbind, device memory pressure) without knowing which process
+ * maps each page.
+ *
+ * The entries of the ``src`` and ``dst`` arrays are "migrate pfns": a pfn
+ * shifted by %MIGRATE_PFN_SHIFT, plus %MIGRATE_PFN_VALID when there is a
+ * page, %MIGRATE_PFN_MIGRATE while the entry is still on its way, and
+ * %MIGRATE_PFN_WRITE when the mapping was writable.  An entry with
+ * %MIGRATE_PFN_MIGRATE but no %MIGRATE_PFN_VALID is an empty slot that the
+ * driver may fill with a new page.
+ */
+
+/**
+ * DOC: Life of a selected source page
+ *
+ * 1. The page-table walk finds it, takes a reference and locks it with a
+ *    trylock (nothing here ever sleeps on a page lock while holding another
+ *    one, so migrations cannot deadlock each other), and replaces its pte
+ *    with a migration entry on the spot, under the page table lock that the
+ *    walk holds anyway.
+ * 2. A system page is taken off the LRU, the isolation reference replacing
+ *    the walk's one.
+ * 3. try_to_migrate() replaces the mappings the walk could not see (other
+ *    processes after fork(), or every mapping when the migration starts
+ *    from a pfn) with migration entries too.
+ * 4. If the page is still mapped, or somebody else holds a reference (a GUP
+ *    pin for instance), its mappings are restored at once and its entry is
+ *    dropped from the migration.
+ * 5. migrate_vma_pages() moves the page's identity to the destination, and
+ *    finalize either frees the source or puts it back where it was.
+ */
+
+/**
+ * DOC: Large folios
+ *
+ * Without %MIGRATE_VMA_SELECT_COMPOUND only base pages move: a large folio
+ * met by the walk is split first (a system folio by split_folio(), a device
+ * folio by mdev_split_mapped()), so a device receives 512 entries for a
+ * transparent huge page and the CPU gets small pages back.
+ *
+ * With it, a large anonymous folio (a THP, whether a PMD or ptes map it)
+ * that lies wholly in the range, naturally aligned and mapped in order, is
+ * collected as one entry carrying %MIGRATE_PFN_COMPOUND; the entries of its
+ * other pages are zero, and ``cpages`` counts all its pages.  A PMD-mapped
+ * THP has its PMD split into ptes first (the folio stays whole), and so
+ * has a device-private PMD entry, so that every large folio on its way is
+ * mapped by ptes and its migration entries are ptes.  A PMD-sized,
+ * PMD-aligned empty slot of an anonymous VMA (nothing mapped, or the huge
+ * zero page) is offered the same way, as one compound empty entry.  The
+ * driver answers a compound entry with:
+ *
+ * - a locked folio of the same order, %MIGRATE_PFN_COMPOUND set in
+ *   ``dst[i]``: a huge device folio on the way in, a THP on the way out
+ *   (vma_alloc_folio()).  The folio takes the source's place whole: one
+ *   allocation, one copy, one rmap walk;
+ * - order-0 pages in the entries of each page it covers: an empty slot is
+ *   filled page by page; a folio, of device or system memory, is split
+ *   where it stands, its pages staying locked, isolated and unmapped behind
+ *   their migration entries (mdev_split_unmapped() for a device folio, the
+ *   allocator's split_unmapped_anon_folio() for a THP), and each page moves
+ *   on its own (the data the driver copied stays valid: no page is mapped
+ *   again in between);
+ * - nothing, or a destination of another order: the source stays.
+ *
+ * A compound destination for an order-0 source is refused the same way.
+ */
+
 #include <linux/mm.h>
 #include <linux/export.h>
 #include <linux/huge_mm.h>

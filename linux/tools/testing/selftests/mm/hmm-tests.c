@@ -1370,30 +1370,47 @@ TEST_F(hmm, thp_device_folio_cpu_fault)
 }
 
 /*
+ * Move one empty huge slot to the device, with the driver's device flags
+ * set to @flags for the call, and check what the device got: zeroes, in
+ * one huge device folio (a private unit without HMM_DMIRROR_FLAG_FAIL_ALLOC)
+ * or in small pages each mapped by its own entry; every page in use.
+ */
+static void empty_slot_to_device(struct __test_metadata *_metadata,
+				 struct _test_data_hmm *self,
+				 const struct _fixture_variant_hmm *variant,
+				 struct tbuf *b, uint64_t flags)
+{
+	bool huge = !variant->coherent && !flags;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+
+	memset(b->dev, 0x5a, b->size);
+	ASSERT_EQ(0, set_flags(self->fd, flags));
+	stats_get(_metadata, self->fd, self->stats, &s0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
+	snap_all(_metadata, self->fd, b->cpu, b->npages,
+		 snap_local(variant, true) | (huge ? thp_snap_bit(variant) : 0));
+	if (self->stats) {
+		ASSERT_EQ(huge ? 1 : 0,
+			  moved_folios(&s0, &s1, pmd_order(self->ps), true));
+		ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
+	}
+}
+
+/*
  * An empty huge slot is filled with one huge device folio, reads as
  * zeroes on the device and, back on the CPU, as zeroes.
  */
 TEST_F(hmm, thp_empty_slot)
 {
-	unsigned int order = pmd_order(self->ps);
-	struct hmm_dmirror_stats s0, s1;
-	struct hmm_dmirror_cmd c;
 	struct tbuf *b = tbuf_huge_slots(self->ps, 1);
 
 	ASSERT_NE(NULL, b);
-	memset(b->dev, 0x5a, b->size);
-	stats_get(_metadata, self->fd, self->stats, &s0);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
-	ASSERT_EQ(b->npages, c.cpages);
-	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
-	snap_all(_metadata, self->fd, b->cpu, b->npages,
-		 snap_local(variant, true) | thp_snap_bit(variant));
-	stats_get(_metadata, self->fd, self->stats, &s1);
-	if (self->stats) {
-		ASSERT_EQ(variant->coherent ? 0 : 1,
-			  moved_folios(&s0, &s1, order, true));
-		ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
-	}
+	empty_slot_to_device(_metadata, self, variant, b, 0);
 	ASSERT_EQ(-1, bytes_check(b->cpu, b->size, 0));
 	pattern_fill(b->cpu, b->size, 172);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 172));
@@ -1408,27 +1425,12 @@ TEST_F(hmm, thp_empty_slot)
  */
 TEST_F(hmm, thp_empty_slot_fail_alloc)
 {
-	unsigned int order = pmd_order(self->ps);
-	struct hmm_dmirror_stats s0, s1;
 	struct hmm_dmirror_cmd c;
 	struct tbuf *b = tbuf_huge_slots(self->ps, 1);
 
 	ASSERT_NE(NULL, b);
-	memset(b->dev, 0x5b, b->size);
-	ASSERT_EQ(0, set_flags(self->fd, HMM_DMIRROR_FLAG_FAIL_ALLOC));
-	stats_get(_metadata, self->fd, self->stats, &s0);
-	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
-	ASSERT_EQ(b->npages, c.cpages);
-	stats_get(_metadata, self->fd, self->stats, &s1);
-	ASSERT_EQ(0, set_flags(self->fd, 0));
-	ASSERT_EQ(-1, bytes_check(b->dev, b->size, 0));
-	/* small device pages, each mapped by its own entry */
-	snap_all(_metadata, self->fd, b->cpu, b->npages,
-		 snap_local(variant, true));
-	if (self->stats) {
-		ASSERT_EQ(0, moved_folios(&s0, &s1, order, true));
-		ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
-	}
+	empty_slot_to_device(_metadata, self, variant, b,
+			     HMM_DMIRROR_FLAG_FAIL_ALLOC);
 	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
 	ASSERT_EQ(b->npages, c.cpages);
 	ASSERT_EQ(-1, bytes_check(b->cpu, b->size, 0));
