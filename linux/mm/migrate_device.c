@@ -307,11 +307,13 @@ large:
  * what the pte knew: writable or not, exclusive to this mapping, young,
  * dirty, soft-dirty and uffd-wp bits.  Returns false and leaves the pte as
  * it was if the page may be pinned (its exclusivity cannot be given up).
- * The caller flushes the TLB before dropping the lock.
+ * The mapping's rmap count and reference are left for the caller to drop
+ * (mvma_set_migration_entry() for one page, mvma_collect_compound() for a
+ * whole folio at once).  The caller flushes the TLB before dropping the
+ * lock.
  */
-static bool mvma_set_migration_entry(struct vm_area_struct *vma,
-				     unsigned long addr, pte_t *ptep,
-				     struct page *page)
+static bool mvma_migration_pte(struct vm_area_struct *vma, unsigned long addr,
+			       pte_t *ptep, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
@@ -358,7 +360,18 @@ static bool mvma_set_migration_entry(struct vm_area_struct *vma,
 	if (uffd_wp)
 		pte = pte_swp_mkuffd_wp(pte);
 	set_pte_at(mm, addr, ptep, pte);
+	return true;
+}
 
+/* mvma_migration_pte() for an order-0 page, which drops the mapping too. */
+static bool mvma_set_migration_entry(struct vm_area_struct *vma,
+				     unsigned long addr, pte_t *ptep,
+				     struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (!mvma_migration_pte(vma, addr, ptep, page))
+		return false;
 	/* The mapping's reference goes; ours stays until finalize. */
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
@@ -453,11 +466,25 @@ static bool mvma_collect_compound(struct migrate_vma *migrate,
 		if (present ? !pte_write(pte) :
 		    !is_writable_device_private_entry(pte_to_swp_entry(pte)))
 			mpfn = 0;
-		if (!mvma_set_migration_entry(vma, addr + i * PAGE_SIZE,
-					      ptep + i, folio_page(folio, i))) {
-			*undo = folio;
-			return present;
-		}
+		if (!mvma_migration_pte(vma, addr + i * PAGE_SIZE, ptep + i,
+					folio_page(folio, i)))
+			break;
+	}
+	/*
+	 * The mappings of the pages now behind migration entries go in one
+	 * step, and their references with them (ours stays until finalize).
+	 * One page at a time, the folio would look partly mapped after the
+	 * first one and be queued for a deferred split, flagged as partly
+	 * mapped for good even if it is mapped whole again after a failed
+	 * migration; and each step would update the mapped-page statistics.
+	 */
+	if (i) {
+		folio_remove_rmap_ptes(folio, folio_page(folio, 0), i, vma);
+		folio_put_refs(folio, i);
+	}
+	if (i < nr) {
+		*undo = folio;
+		return present;
 	}
 	mvma_hold_anon_vma(folio);
 	*src = migrate_pfn(folio_pfn(folio)) | mpfn | MIGRATE_PFN_MIGRATE |

@@ -1284,6 +1284,48 @@ TEST_F(hmm, thp_migrate)
 	tbuf_free(b);
 }
 
+/* One counter of /proc/vmstat; -1 when it has none of that name. */
+static long long vmstat_read(const char *want)
+{
+	unsigned long long val;
+	long long ret = -1;
+	char name[64];
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (ret < 0 && fscanf(f, "%63s %llu", name, &val) == 2)
+		if (!strcmp(name, want))
+			ret = val;
+	fclose(f);
+	return ret;
+}
+
+/*
+ * Collecting a THP takes all its mappings away at once: it is never seen
+ * partly mapped on the way, so it is not queued for a deferred split (which
+ * would flag it as partly mapped for good) whether it moves whole, as on a
+ * private unit, or is split first, as on a coherent one.
+ */
+TEST_F(hmm, thp_collect_not_deferred)
+{
+	struct hmm_dmirror_cmd c;
+	struct tbuf *b = tbuf_thp(self->ps, 176);
+	long long d0, d1;
+
+	ASSERT_NE(NULL, b);
+	d0 = vmstat_read("thp_deferred_split_page");
+	ASSERT_LE(0, d0);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	d1 = vmstat_read("thp_deferred_split_page");
+	ASSERT_EQ(d0, d1);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 176));
+	tbuf_free(b);
+}
+
 /*
  * @n PMD-sized, PMD-aligned private anonymous huge-page-enabled slots,
  * untouched (nothing mapped yet).
