@@ -1324,6 +1324,13 @@ TEST_F(hmm, thp_collect_not_deferred)
 	ASSERT_EQ(d0, d1);
 	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, 176));
 	tbuf_free(b);
+
+	/* The counter is live: a THP with one page unmapped is queued. */
+	b = tbuf_thp(self->ps, 177);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, munmap(tb_page(b, self->ps, 1), self->ps));
+	ASSERT_EQ(d1 + 1, vmstat_read("thp_deferred_split_page"));
+	tbuf_free(b);
 }
 
 /*
