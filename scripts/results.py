@@ -113,17 +113,29 @@ def judge(resdir, passed, failed, skipped, notes):
     console = [TS.sub('', l) for l in read(resdir + '/console.log')]
     tests = read(resdir + '/tests.log')
 
-    # KUnit: cases are the results one level inside a suite.
-    suite = None
+    # KUnit: cases are the results one level inside a suite; each
+    # parameter of a parameterised case (one level further in, under the
+    # case's own "# Subtest:") counts as a case of its own, and the case's
+    # summary line then only when none of its parameters reported.
+    suite, pcase, pcount = None, None, 0
     for line in console:
         m = TAP.match(line)
         if not m:
             s = re.match(r'^\s*# Subtest: (\S+)', line)
-            if s and not line.startswith(' ' * 8):
-                suite = s.group(1) if line.startswith('    ') else suite
+            if s and line.startswith(' ' * 8) and not line.startswith(' ' * 9):
+                pcase, pcount = s.group(1), 0
+            elif s and line.startswith('    ') and not line.startswith(' ' * 5):
+                suite = s.group(1)
             continue
         indent, verdict, _, name, directive = m.groups()
-        if len(indent) != 4:
+        if len(indent) == 8 and pcase:
+            name = '%s: %s' % (pcase, name)
+            pcount += 1
+        elif len(indent) == 4 and pcase and name == pcase:
+            pcase = None
+            if pcount:
+                continue
+        elif len(indent) != 4:
             continue
         full = 'kunit: %s.%s' % (suite or '?', name)
         if directive and directive.upper() == 'SKIP':

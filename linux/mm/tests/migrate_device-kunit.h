@@ -2,10 +2,11 @@
 /*
  * KUnit cases for mm/migrate_device.c, included at the end of that file.
  *
- * They check that migrate_vma_setup() refuses malformed requests with
- * -EINVAL before it looks at any page table.  The VMA is a bare structure
- * that belongs to no mm: every request here must be turned down by the
- * argument checks alone, and the src array must come back untouched.
+ * A table of malformed requests checks that migrate_vma_setup() refuses
+ * each with -EINVAL before it looks at any page table.  The VMA is a bare
+ * structure that belongs to no mm: every request here must be turned down
+ * by the argument checks alone, and the src array must come back
+ * untouched.
  *
  * A table then checks which destinations migrate_vma_pages() accepts for
  * which source: a destination must be a folio of the source's order, named
@@ -72,126 +73,92 @@ static void well_formed_request_passes_checks(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mvma_check_args(&ctx->args), 0);
 }
 
-static void refuses_missing_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
+enum mdk_drop { MDK_KEEP, MDK_NO_VMA, MDK_NO_SRC, MDK_NO_DST };
 
-	ctx->args.vma = NULL;
-	mdk_expect_einval(test, ctx);
-}
+/*
+ * One malformed request: the baseline of mdk_ctx() with one thing broken.
+ * A zero @start or @end keeps the baseline's.
+ */
+struct mdk_bad_case {
+	const char *name;
+	enum mdk_drop drop;	/* an argument left out */
+	unsigned long start, end;
+	unsigned long vm_flags;	/* added to the VMA's */
+	bool fault_page;	/* a system page as fault_page */
+};
 
-static void refuses_missing_src(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.src = NULL;
-	KUNIT_EXPECT_EQ(test, migrate_vma_setup(&ctx->args), -EINVAL);
-}
-
-static void refuses_missing_dst(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.dst = NULL;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_unaligned_start(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.start = MDK_START + 1;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_unaligned_end(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.end = MDK_END - PAGE_SIZE / 2;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_empty_range(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.end = ctx->args.start;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_reversed_range(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.start = MDK_START + 2 * PAGE_SIZE;
-	ctx->args.end = MDK_START + PAGE_SIZE;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_start_below_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.start = MDK_START - PAGE_SIZE;
-	ctx->args.end = MDK_START + PAGE_SIZE;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_end_beyond_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.start = MDK_END - PAGE_SIZE;
-	ctx->args.end = MDK_END + PAGE_SIZE;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_range_outside_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	ctx->args.start = MDK_END;
-	ctx->args.end = MDK_END + PAGE_SIZE;
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_pfnmap_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	vm_flags_init(&ctx->vma, ctx->vma.vm_flags | VM_PFNMAP);
-	mdk_expect_einval(test, ctx);
-}
-
-static void refuses_io_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	vm_flags_init(&ctx->vma, ctx->vma.vm_flags | VM_IO);
-	mdk_expect_einval(test, ctx);
-}
-
+static const struct mdk_bad_case mdk_bad_cases[] = {
+	{ "no vma", .drop = MDK_NO_VMA },
+	{ "no src array", .drop = MDK_NO_SRC },
+	{ "no dst array", .drop = MDK_NO_DST },
+	{ "unaligned start", .start = MDK_START + 1 },
+	{ "unaligned end", .end = MDK_END - PAGE_SIZE / 2 },
+	{ "empty range", .start = MDK_START, .end = MDK_START },
+	{ "reversed range", .start = MDK_START + 2 * PAGE_SIZE,
+	  .end = MDK_START + PAGE_SIZE },
+	{ "start below the vma", .start = MDK_START - PAGE_SIZE,
+	  .end = MDK_START + PAGE_SIZE },
+	{ "end beyond the vma", .start = MDK_END - PAGE_SIZE,
+	  .end = MDK_END + PAGE_SIZE },
+	{ "range outside the vma", .start = MDK_END,
+	  .end = MDK_END + PAGE_SIZE },
+	{ "pfnmap vma", .vm_flags = VM_PFNMAP },
+	{ "io vma", .vm_flags = VM_IO },
 #ifdef CONFIG_HUGETLB_PAGE
-static void refuses_hugetlb_vma(struct kunit *test)
-{
-	struct mdk_ctx *ctx = mdk_ctx(test);
-
-	vm_flags_init(&ctx->vma, ctx->vma.vm_flags | VM_HUGETLB);
-	mdk_expect_einval(test, ctx);
-}
+	{ "hugetlb vma", .vm_flags = VM_HUGETLB },
 #endif
+	/* fault_page must be the device-private page of migrate_to_ram() */
+	{ "system page as fault_page", .fault_page = true },
+};
 
-/* fault_page must be the device-private page of a migrate_to_ram() call. */
-static void refuses_system_fault_page(struct kunit *test)
+static void mdk_bad_desc(const struct mdk_bad_case *c, char *desc)
 {
-	struct mdk_ctx *ctx = mdk_ctx(test);
-	struct page *page = alloc_page(GFP_KERNEL);
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
 
-	KUNIT_ASSERT_NOT_NULL(test, page);
-	ctx->args.fault_page = page;
-	mdk_expect_einval(test, ctx);
-	__free_page(page);
+KUNIT_ARRAY_PARAM(mdk_bad, mdk_bad_cases, mdk_bad_desc);
+
+/*
+ * Each malformed request is refused with -EINVAL, src untouched (when
+ * there is one).
+ */
+static void refuses_malformed_request(struct kunit *test)
+{
+	const struct mdk_bad_case *c = test->param_value;
+	struct mdk_ctx *ctx = mdk_ctx(test);
+	struct page *page = NULL;
+
+	if (c->start)
+		ctx->args.start = c->start;
+	if (c->end)
+		ctx->args.end = c->end;
+	if (c->vm_flags)
+		vm_flags_init(&ctx->vma, ctx->vma.vm_flags | c->vm_flags);
+	if (c->fault_page) {
+		page = alloc_page(GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		ctx->args.fault_page = page;
+	}
+	switch (c->drop) {
+	case MDK_NO_VMA:
+		ctx->args.vma = NULL;
+		break;
+	case MDK_NO_SRC:
+		ctx->args.src = NULL;
+		break;
+	case MDK_NO_DST:
+		ctx->args.dst = NULL;
+		break;
+	case MDK_KEEP:
+		break;
+	}
+
+	if (c->drop == MDK_NO_SRC)
+		KUNIT_EXPECT_EQ(test, migrate_vma_setup(&ctx->args), -EINVAL);
+	else
+		mdk_expect_einval(test, ctx);
+	if (page)
+		__free_page(page);
 }
 
 /* One source and destination pair for mdev_dst_fits(), and its answer. */
@@ -268,22 +235,7 @@ static void destination_must_match_source_order(struct kunit *test)
 
 static struct kunit_case migrate_device_test_cases[] = {
 	KUNIT_CASE(well_formed_request_passes_checks),
-	KUNIT_CASE(refuses_missing_vma),
-	KUNIT_CASE(refuses_missing_src),
-	KUNIT_CASE(refuses_missing_dst),
-	KUNIT_CASE(refuses_unaligned_start),
-	KUNIT_CASE(refuses_unaligned_end),
-	KUNIT_CASE(refuses_empty_range),
-	KUNIT_CASE(refuses_reversed_range),
-	KUNIT_CASE(refuses_start_below_vma),
-	KUNIT_CASE(refuses_end_beyond_vma),
-	KUNIT_CASE(refuses_range_outside_vma),
-	KUNIT_CASE(refuses_pfnmap_vma),
-	KUNIT_CASE(refuses_io_vma),
-#ifdef CONFIG_HUGETLB_PAGE
-	KUNIT_CASE(refuses_hugetlb_vma),
-#endif
-	KUNIT_CASE(refuses_system_fault_page),
+	KUNIT_CASE_PARAM(refuses_malformed_request, mdk_bad_gen_params),
 	KUNIT_CASE_PARAM(destination_must_match_source_order,
 			 mdk_fit_gen_params),
 	{}
