@@ -21,7 +21,7 @@
 #define HK_NPAGES	8
 #define HK_START	0x7f0000000000UL
 
-static void hk_encoding(struct kunit *test)
+static void pfn_flag_bits_keep_their_places(struct kunit *test)
 {
 	unsigned long order_field = HMM_PFN_ORDER_MASK << HMM_PFN_ORDER_SHIFT;
 	unsigned long fixed = HMM_PFN_VALID | HMM_PFN_WRITE | HMM_PFN_ERROR;
@@ -65,7 +65,7 @@ static void hk_encoding(struct kunit *test)
 			HMM_PFN_FLAGS, 0UL);
 }
 
-static void hk_map_order(struct kunit *test)
+static void map_order_reads_the_order_field(struct kunit *test)
 {
 	unsigned int order;
 
@@ -82,7 +82,7 @@ static void hk_map_order(struct kunit *test)
 						   HMM_PFN_ERROR), 0U);
 }
 
-static void hk_pfn_to_page(struct kunit *test)
+static void pfn_entry_gives_page_and_address(struct kunit *test)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
 	unsigned long e;
@@ -97,7 +97,7 @@ static void hk_pfn_to_page(struct kunit *test)
 	__free_page(page);
 }
 
-static void hk_request(struct kunit *test)
+static void request_merges_default_flags_and_mask(struct kunit *test)
 {
 	struct hmm_range r = { };
 	const unsigned long F = HMM_PFN_REQ_FAULT, W = HMM_PFN_REQ_WRITE;
@@ -132,7 +132,7 @@ static void hk_request(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, hmm_request(&r, F | W | 0xfffUL), 0UL);
 }
 
-static void hk_needs_fault(struct kunit *test)
+static void fault_only_when_cpu_state_falls_short(struct kunit *test)
 {
 	static const struct {
 		unsigned long req, cpu;
@@ -158,7 +158,7 @@ static void hk_needs_fault(struct kunit *test)
 				    cases[i].fault, "case %d", i);
 }
 
-static void hk_pte_state(struct kunit *test)
+static void pte_state_describes_each_entry_kind(struct kunit *test)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
 	unsigned long pfn, zero = my_zero_pfn(0);
@@ -211,7 +211,7 @@ static void hk_walker(struct hmm_walker *w, struct hmm_range *r,
 
 #define HK_PAGE(i)	(HK_START + (i) * PAGE_SIZE)
 
-static void hk_report_runs(struct kunit *test)
+static void report_cuts_out_first_run_to_fault(struct kunit *test)
 {
 	const unsigned long F = HMM_PFN_REQ_FAULT, W = HMM_PFN_REQ_WRITE;
 	const unsigned long in[HK_NPAGES] = { 0, 0, F, F, 0, F | W, 0, 0 };
@@ -257,7 +257,7 @@ static void hk_report_runs(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, w.fault_end, HK_PAGE(4));
 }
 
-static void hk_report_no_requests(struct kunit *test)
+static void report_without_requests_faults_nothing(struct kunit *test)
 {
 	const unsigned long F = HMM_PFN_REQ_FAULT;
 	const unsigned long in[HK_NPAGES] = { F, F, F, F, F, F, F, F };
@@ -273,7 +273,7 @@ static void hk_report_no_requests(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, pfns[i], 0UL);
 }
 
-static void hk_report_error(struct kunit *test)
+static void unmirrorable_piece_fails_only_when_asked(struct kunit *test)
 {
 	const unsigned long F = HMM_PFN_REQ_FAULT;
 	const unsigned long in[HK_NPAGES] = { 0, 0, 0, F, 0, 0, 0, 0 };
@@ -294,7 +294,7 @@ static void hk_report_error(struct kunit *test)
 			-EFAULT);
 }
 
-static void hk_bad_range(struct kunit *test)
+static void refuses_malformed_range(struct kunit *test)
 {
 	unsigned long pfns[HK_NPAGES];
 	struct hmm_range r = { .hmm_pfns = pfns };
@@ -312,7 +312,7 @@ static void hk_bad_range(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, hmm_range_fault(&r), -EINVAL);
 }
 
-static void hk_report_keeps_sticky(struct kunit *test)
+static void report_keeps_sticky_bits(struct kunit *test)
 {
 	const unsigned long F = HMM_PFN_REQ_FAULT;
 	const unsigned long D = HMM_PFN_DMA_MAPPED, P = HMM_PFN_P2PDMA;
@@ -355,7 +355,7 @@ static void hk_report_keeps_sticky(struct kunit *test)
  * unmapping clears it.  Bad sizes, and a device that needs DMA syncs, are
  * refused.
  */
-static void hk_dma_map(struct kunit *test)
+static void dma_map_follows_the_mirror(struct kunit *test)
 {
 	struct page *pages[HK_DMA_PAGES] = { };
 	struct hmm_dma_map map = { };
@@ -443,18 +443,18 @@ static void hk_dma_map(struct kunit *test)
 }
 
 static struct kunit_case hmm_kunit_cases[] = {
-	KUNIT_CASE(hk_encoding),
-	KUNIT_CASE(hk_map_order),
-	KUNIT_CASE(hk_pfn_to_page),
-	KUNIT_CASE(hk_request),
-	KUNIT_CASE(hk_needs_fault),
-	KUNIT_CASE(hk_pte_state),
-	KUNIT_CASE(hk_report_runs),
-	KUNIT_CASE(hk_report_no_requests),
-	KUNIT_CASE(hk_report_error),
-	KUNIT_CASE(hk_bad_range),
-	KUNIT_CASE(hk_report_keeps_sticky),
-	KUNIT_CASE(hk_dma_map),
+	KUNIT_CASE(pfn_flag_bits_keep_their_places),
+	KUNIT_CASE(map_order_reads_the_order_field),
+	KUNIT_CASE(pfn_entry_gives_page_and_address),
+	KUNIT_CASE(request_merges_default_flags_and_mask),
+	KUNIT_CASE(fault_only_when_cpu_state_falls_short),
+	KUNIT_CASE(pte_state_describes_each_entry_kind),
+	KUNIT_CASE(report_cuts_out_first_run_to_fault),
+	KUNIT_CASE(report_without_requests_faults_nothing),
+	KUNIT_CASE(unmirrorable_piece_fails_only_when_asked),
+	KUNIT_CASE(refuses_malformed_range),
+	KUNIT_CASE(report_keeps_sticky_bits),
+	KUNIT_CASE(dma_map_follows_the_mirror),
 	{}
 };
 
