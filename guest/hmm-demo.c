@@ -123,6 +123,21 @@ static void show_stats(int fd)
 	       (unsigned long long)st.pages_in_use);
 }
 
+/* One migration step of the demo: run it, say how it went, show counters. */
+static int migrate_step(int fd, unsigned long req, void *buf, void *mirror,
+			const char *what)
+{
+	struct hmm_dmirror_cmd cmd;
+	double t = now_us();
+	int ret = dcmd(fd, req, buf, mirror, NPAGES, &cmd);
+
+	printf("%s: %s, %llu pages moved, %.0f us\n", what,
+	       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
+	       now_us() - t);
+	show_counters();
+	return ret != 0;
+}
+
 static int demo(const char *path, int coherent)
 {
 	size_t size = NPAGES * page_size;
@@ -159,12 +174,8 @@ static int demo(const char *path, int coherent)
 	       now_us() - t);
 	show_counters();
 
-	t = now_us();
-	failed |= ret = dcmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, NPAGES, &cmd);
-	printf("3. migrate to device memory (migrate_vma_*): %s, %llu pages moved, %.0f us\n",
-	       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
-	       now_us() - t);
-	show_counters();
+	failed |= migrate_step(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			       "3. migrate to device memory (migrate_vma_*)");
 	show_snapshot(fd, buf, "after migration");
 
 	t = now_us();
@@ -177,12 +188,8 @@ static int demo(const char *path, int coherent)
 	show_counters();
 	show_snapshot(fd, buf, "after CPU access");
 	if (coherent) {
-		t = now_us();
-		failed |= ret = dcmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, NPAGES, &cmd);
-		printf("5. migrate back to system memory: %s, %llu pages moved, %.0f us\n",
-		       ret ? strerror(-ret) : "ok", (unsigned long long)cmd.cpages,
-		       now_us() - t);
-		show_counters();
+		failed |= migrate_step(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+				       "5. migrate back to system memory");
 		show_snapshot(fd, buf, "after migrating back");
 	}
 	show_stats(fd);
