@@ -75,7 +75,10 @@
  * With it, a large anonymous folio (a THP, whether a PMD or ptes map it)
  * that lies wholly in the range, naturally aligned and mapped in order, is
  * collected as one entry carrying %MIGRATE_PFN_COMPOUND; the entries of its
- * other pages are zero, and ``cpages`` counts all its pages.  A PMD-mapped
+ * other pages are zero, and ``cpages`` counts all its pages.  All its ptes
+ * become migration entries under one page table lock and its mappings are
+ * dropped in one step, so that it is never seen partly mapped (and never
+ * queued for a deferred split) on its way.  A PMD-mapped
  * THP has its PMD split into ptes first (the folio stays whole), and so
  * has a device-private PMD entry, so that every large folio on its way is
  * mapped by ptes and its migration entries are ptes.  A PMD-sized,
