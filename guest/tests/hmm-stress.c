@@ -467,6 +467,25 @@ static void op_dev_read(struct thr *t)
 		check_data(t, OP_DEV_READ, "device read", t->scratch, first, n);
 }
 
+/*
+ * A device command that writes (a write, an exclusive grab) on a read-only
+ * buffer: refused with EPERM, or with EBUSY when the range kept changing
+ * under it for the driver's whole timeout (the sibling thread's munmap,
+ * fork or mprotect on a loaded machine) before it got as far as the
+ * permission.  Either way nothing may have changed.
+ */
+static void ro_refused(struct thr *t, enum op op, const char *what, int ret,
+		       size_t first, size_t n)
+{
+	if (ret == -EPERM)
+		ADD(sh->ro_denied[op], 1);
+	else if (ret == -EBUSY)
+		ADD(sh->accepted[op], 1);
+	else
+		unexpected(t, op, what, ret);
+	check(t, op, first, n);
+}
+
 static void op_dev_write(struct thr *t)
 {
 	uint32_t newseed[MAXP];
@@ -482,12 +501,7 @@ static void op_dev_write(struct thr *t)
 	ret = dcmd(pick_fd(t), HMM_DMIRROR_WRITE, addr_of(t, first),
 		   t->scratch, n, &c);
 	if (t->ro) {
-		if (ret == -EPERM)
-			ADD(sh->ro_denied[OP_DEV_WRITE], 1);
-		else
-			unexpected(t, OP_DEV_WRITE, "write to read-only",
-				   ret);
-		check(t, OP_DEV_WRITE, first, n);
+		ro_refused(t, OP_DEV_WRITE, "write to read-only", ret, first, n);
 		return;
 	}
 	if (!ret) {
@@ -542,12 +556,7 @@ static void op_excl(struct thr *t)
 	ret = dcmd(fd, HMM_DMIRROR_EXCLUSIVE, addr_of(t, first), t->scratch,
 		   n, &c);
 	if (t->ro) {
-		if (ret == -EPERM)
-			ADD(sh->ro_denied[OP_EXCL], 1);
-		else
-			unexpected(t, OP_EXCL, "exclusive on read-only",
-				   ret);
-		check(t, OP_EXCL, first, n);
+		ro_refused(t, OP_EXCL, "exclusive on read-only", ret, first, n);
 		return;
 	}
 	if (ret == -EBUSY) {
