@@ -78,6 +78,11 @@
  */
 #define DMIRROR_MIGRATE_BATCH	(PMD_SIZE >> PAGE_SHIFT)
 #define DMIRROR_LARGE_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+/*
+ * The smallest large anonymous folio (order 2: the kernel makes no
+ * anonymous folio of order 1), below which a range needs no large chunk.
+ */
+#define DMIRROR_MIN_LARGE_PAGES	4UL
 
 /* Device memory is mapped in chunks of this size, on demand. */
 #define DMIRROR_CHUNK_SIZE	SZ_64M
@@ -130,14 +135,16 @@ struct dmirror_device {
 
 	/*
 	 * Free device pages, chained through page->zone_device_data, and
-	 * (private units) free huge folios of DMIRROR_LARGE_ORDER, chained
-	 * the same way through their first page.  A chunk gives its memory
-	 * to one pool or the other, for good.
+	 * (private units) the chunks that hand out large folios, of every
+	 * order up to DMIRROR_LARGE_ORDER (see dmirror_large_take()), with
+	 * the number of pages free in them.  A chunk gives its memory to one
+	 * pool or the other, for good.  All under pool_lock.
 	 */
 	spinlock_t		pool_lock;
 	struct page		*pool;
 	unsigned long		pool_free;
-	struct page		*large_pool;
+	struct dmirror_chunk	*large[DMIRROR_MAX_CHUNKS];
+	unsigned int		nr_large;
 	unsigned long		large_free;
 
 	atomic64_t		faults;
@@ -194,45 +201,153 @@ static void dmirror_count_folio(struct dmirror_device *mdevice,
 /* Device memory                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A chunk of a private unit that hands out large folios keeps its free
+ * memory as a buddy system: free[k] has one bit per naturally aligned
+ * block of 2^k pages of the chunk, set when the block is free as a whole
+ * and not part of a larger free block.  A folio of order k is the first
+ * free block of order k, or of the smallest order above it, halved down
+ * to k (the halves not taken become free blocks); a freed folio merges
+ * with its buddy as long as the buddy is free too, so the chunk's 2 MiB
+ * blocks come back once all their pieces are free.  Bitmaps rather than
+ * lists: freeing a folio needs no allocation and finds its buddy in one
+ * test, and the lowest free block, handed out first, keeps the chunk's
+ * front busy and its end whole.
+ */
 struct dmirror_chunk {
 	struct dev_pagemap	pgmap;
 	struct resource		*res;		/* private chunks only */
+	unsigned long		*free[DMIRROR_LARGE_ORDER + 1];
 };
+
+static struct dmirror_chunk *dmirror_page_chunk(struct page *page)
+{
+	return container_of(page_pgmap(page), struct dmirror_chunk, pgmap);
+}
+
+/* Blocks of @order in a chunk, and the first pfn of @chunk. */
+#define DMIRROR_BLOCKS(order)	(DMIRROR_CHUNK_PAGES >> (order))
+
+static unsigned long dmirror_chunk_pfn(const struct dmirror_chunk *chunk)
+{
+	return PHYS_PFN(chunk->pgmap.range.start);
+}
+
+static void dmirror_chunk_free_maps(struct dmirror_chunk *chunk)
+{
+	unsigned int k;
+
+	for (k = 0; k <= DMIRROR_LARGE_ORDER; k++)
+		bitmap_free(chunk->free[k]);
+}
+
+/* Give @chunk a buddy system, all of it free; false if out of memory. */
+static bool dmirror_chunk_init_maps(struct dmirror_chunk *chunk)
+{
+	unsigned int k;
+
+	for (k = 0; k <= DMIRROR_LARGE_ORDER; k++) {
+		chunk->free[k] = bitmap_zalloc(DMIRROR_BLOCKS(k), GFP_KERNEL);
+		if (!chunk->free[k]) {
+			dmirror_chunk_free_maps(chunk);
+			return false;
+		}
+	}
+	bitmap_fill(chunk->free[DMIRROR_LARGE_ORDER],
+		    DMIRROR_BLOCKS(DMIRROR_LARGE_ORDER));
+	return true;
+}
+
+/*
+ * Take a free block of @order from @chunk, the first free block of order
+ * @k (@k >= @order) halved down to @order.  Returns the pfn of its first
+ * page, or 0 if @chunk has no free block of order @k.  pool_lock is held.
+ */
+static unsigned long dmirror_buddy_take(struct dmirror_chunk *chunk,
+					unsigned int order, unsigned int k)
+{
+	unsigned long bit = find_first_bit(chunk->free[k], DMIRROR_BLOCKS(k));
+
+	if (bit >= DMIRROR_BLOCKS(k))
+		return 0;
+	__clear_bit(bit, chunk->free[k]);
+	/* keep the lower half each time; the upper one is free */
+	while (k > order) {
+		k--;
+		bit <<= 1;
+		__set_bit(bit + 1, chunk->free[k]);
+	}
+	return dmirror_chunk_pfn(chunk) + (bit << order);
+}
+
+/* Give back the block of @order at @pfn of @chunk.  pool_lock is held. */
+static void dmirror_buddy_put(struct dmirror_chunk *chunk, unsigned long pfn,
+			      unsigned int order)
+{
+	unsigned long bit = (pfn - dmirror_chunk_pfn(chunk)) >> order;
+
+	while (order < DMIRROR_LARGE_ORDER &&
+	       __test_and_clear_bit(bit ^ 1, chunk->free[order])) {
+		bit >>= 1;
+		order++;
+	}
+	__set_bit(bit, chunk->free[order]);
+}
 
 static const struct dev_pagemap_ops dmirror_pagemap_ops;
 
+/*
+ * Give back a free folio of @order at @page: to its chunk's buddy system
+ * if its chunk has one, to the list of free pages if not.
+ */
 static void dmirror_pool_push(struct dmirror_device *mdevice,
-			      struct page *page, bool large)
+			      struct page *page, unsigned int order)
 {
-	struct page **pool = large ? &mdevice->large_pool : &mdevice->pool;
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
 	unsigned long flags;
 
 	spin_lock_irqsave(&mdevice->pool_lock, flags);
-	page->zone_device_data = *pool;
-	*pool = page;
-	if (large)
-		mdevice->large_free++;
-	else
+	if (chunk->free[0]) {
+		dmirror_buddy_put(chunk, page_to_pfn(page), order);
+		mdevice->large_free += 1UL << order;
+	} else {
+		page->zone_device_data = mdevice->pool;
+		mdevice->pool = page;
 		mdevice->pool_free++;
+	}
 	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
 }
 
+/*
+ * Take a free folio's first page: a page of the list for order 0, else a
+ * block of @order from the chunks with a buddy system, the smallest
+ * order that has one first, so that splitting a 2 MiB block is the last
+ * resort.  NULL if there is none.
+ */
 static struct page *dmirror_pool_pop(struct dmirror_device *mdevice,
-				     bool large)
+				     unsigned int order)
 {
-	struct page **pool = large ? &mdevice->large_pool : &mdevice->pool;
-	unsigned long flags;
-	struct page *page;
+	unsigned long flags, pfn = 0;
+	struct page *page = NULL;
+	unsigned int k, i;
 
 	spin_lock_irqsave(&mdevice->pool_lock, flags);
-	page = *pool;
-	if (page) {
-		*pool = page->zone_device_data;
-		page->zone_device_data = NULL;
-		if (large)
-			mdevice->large_free--;
-		else
+	if (!order) {
+		page = mdevice->pool;
+		if (page) {
+			mdevice->pool = page->zone_device_data;
+			page->zone_device_data = NULL;
 			mdevice->pool_free--;
+		}
+	} else if (mdevice->large_free >= 1UL << order) {
+		for (k = order; !pfn && k <= DMIRROR_LARGE_ORDER; k++)
+			for (i = 0; !pfn && i < mdevice->nr_large; i++)
+				pfn = dmirror_buddy_take(mdevice->large[i],
+							 order, k);
+		if (pfn) {
+			page = pfn_to_page(pfn);
+			mdevice->large_free -= 1UL << order;
+		}
 	}
 	spin_unlock_irqrestore(&mdevice->pool_lock, flags);
 	return page;
@@ -256,6 +371,10 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice, bool large)
 	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
 	if (!chunk)
 		return -ENOMEM;
+	if (large && !dmirror_chunk_init_maps(chunk)) {
+		kfree(chunk);
+		return -ENOMEM;
+	}
 
 	if (dmirror_is_private(mdevice)) {
 		chunk->res = request_free_mem_region(&iomem_resource,
@@ -264,6 +383,7 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice, bool large)
 		if (IS_ERR(chunk->res)) {
 			int err = PTR_ERR(chunk->res);
 
+			dmirror_chunk_free_maps(chunk);
 			kfree(chunk);
 			return err;
 		}
@@ -286,25 +406,26 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice, bool large)
 		if (chunk->res)
 			release_mem_region(chunk->res->start,
 					   resource_size(chunk->res));
+		dmirror_chunk_free_maps(chunk);
 		kfree(chunk);
 		return PTR_ERR(ret);
 	}
 
 	/*
-	 * Pushed from the top so that pages are handed out in pfn order.
-	 * Private chunks start at a multiple of their size, so huge folios
-	 * carved from them are naturally aligned.
+	 * A large chunk is born free (its bitmaps say so).  Private chunks
+	 * start at a multiple of their size, so the folios carved from them
+	 * are naturally aligned in pfns as well.  Pages of a small chunk are
+	 * pushed from the top so that they are handed out in pfn order.
 	 */
-	first = PHYS_PFN(chunk->pgmap.range.start);
 	if (large) {
-		for (pfn = first + DMIRROR_CHUNK_PAGES;
-		     pfn >= first + DMIRROR_MIGRATE_BATCH;) {
-			pfn -= DMIRROR_MIGRATE_BATCH;
-			dmirror_pool_push(mdevice, pfn_to_page(pfn), true);
-		}
+		spin_lock_irq(&mdevice->pool_lock);
+		mdevice->large[mdevice->nr_large++] = chunk;
+		mdevice->large_free += DMIRROR_CHUNK_PAGES;
+		spin_unlock_irq(&mdevice->pool_lock);
 	} else {
+		first = dmirror_chunk_pfn(chunk);
 		for (pfn = first + DMIRROR_CHUNK_PAGES; pfn-- > first;)
-			dmirror_pool_push(mdevice, pfn_to_page(pfn), false);
+			dmirror_pool_push(mdevice, pfn_to_page(pfn), 0);
 	}
 
 	mdevice->chunks[mdevice->nr_chunks++] = chunk;
@@ -313,9 +434,10 @@ static int dmirror_chunk_add(struct dmirror_device *mdevice, bool large)
 }
 
 /*
- * Make sure @want pages are free, as far as the unit's memory allows.
- * Called before mmap_lock is taken; a shortfall is not an error, the pages
- * that find no device page simply stay in system memory.
+ * Make sure @want pages are free, and @want_large pages in chunks that
+ * hand out large folios, as far as the unit's memory allows.  Called
+ * before mmap_lock is taken; a shortfall is not an error, the pages that
+ * find no device page simply stay in system memory.
  */
 static void dmirror_pool_fill(struct dmirror_device *mdevice,
 			      unsigned long want, unsigned long want_large)
@@ -331,18 +453,17 @@ static void dmirror_pool_fill(struct dmirror_device *mdevice,
 }
 
 /*
- * Take a free device folio for data, a page (@large false) or a huge
- * folio: returned with one reference, locked, and (for private memory)
- * with as many system pages behind it to hold its data.  The store is
- * allocated as one block but split into order-0 pages at once, so that a
- * split of the device folio can hand each page its own.  The caller fills
- * the data in.
+ * Take a free device folio of @order for data (a large one only from a
+ * private unit): returned with one reference, locked, and (for private
+ * memory) with as many system pages behind it to hold its data.  The
+ * store is allocated as one block but split into order-0 pages at once,
+ * so that a split of the device folio can hand each page its own.  The
+ * caller fills the data in.
  */
 static struct folio *dmirror_folio_get(struct dmirror_device *mdevice,
-				       bool large)
+				       unsigned int order)
 {
-	unsigned int order = large ? DMIRROR_LARGE_ORDER : 0;
-	struct page *page = dmirror_pool_pop(mdevice, large);
+	struct page *page = dmirror_pool_pop(mdevice, order);
 	struct folio *folio = (struct folio *)page;
 	struct page *store = NULL;
 
@@ -350,11 +471,9 @@ static struct folio *dmirror_folio_get(struct dmirror_device *mdevice,
 		return NULL;
 	if (dmirror_is_private(mdevice)) {
 		store = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN |
-						 (large ? __GFP_NORETRY : 0),
-						 order);
-
+				    (order ? __GFP_NORETRY : 0), order);
 		if (!store) {
-			dmirror_pool_push(mdevice, page, large);
+			dmirror_pool_push(mdevice, page, order);
 			return NULL;
 		}
 		if (order)
@@ -379,12 +498,8 @@ static void dmirror_folio_free(struct folio *folio)
 	}
 	folio_set_zone_device_data(folio, NULL);
 	atomic64_sub(nr, &mdevice->pages_in_use);
-	if (nr > 1) {
-		dmirror_pool_push(mdevice, &folio->page, true);
-		return;
-	}
-	/* a page of a huge folio split in use goes to the small pool */
-	dmirror_pool_push(mdevice, &folio->page, false);
+	/* a page of a large folio split in use merges back with its buddy */
+	dmirror_pool_push(mdevice, &folio->page, folio_order(folio));
 }
 
 /*
@@ -987,7 +1102,7 @@ static bool dmirror_small_dsts(struct dmirror_device *mdevice,
 	/* entries left without a page must not keep an earlier step's */
 	memset(&args->dst[i], 0, nr * sizeof(args->dst[i]));
 	for (j = 0; j < nr; j++) {
-		struct folio *dfolio = dmirror_folio_get(mdevice, false);
+		struct folio *dfolio = dmirror_folio_get(mdevice, 0);
 
 		if (!dfolio)
 			return false;
@@ -1004,11 +1119,11 @@ static bool dmirror_small_dsts(struct dmirror_device *mdevice,
 /*
  * Give each page migrate_vma_setup() collected a device page holding a
  * copy of its data (zeroes for a page that was never populated), and each
- * compound entry (a THP, or an empty huge slot) a huge device folio, or,
- * when there is none (none left, HMM_DMIRROR_FLAG_FAIL_ALLOC, a folio of
- * another order), one device page per page.  Returns false if even those
- * ran out: the entry then stays, for the caller to move again without
- * compound entries.
+ * compound entry (a large folio of any order, or an empty huge slot) a
+ * device folio of the same order, or, when there is none (none left,
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC), one device page per page.  Returns false
+ * if even those ran out: the entry then stays, for the caller to move
+ * again without compound entries.
  */
 static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 				      struct migrate_vma *args)
@@ -1027,18 +1142,20 @@ static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		if (large) {
-			nr = spage ? folio_nr_pages(page_folio(spage)) :
-				     1L << DMIRROR_LARGE_ORDER;
-			/* only huge folios of this one order are handed out */
-			if (!fail_large && nr == 1L << DMIRROR_LARGE_ORDER)
-				dfolio = dmirror_folio_get(mdevice, true);
+			unsigned int order = spage ?
+				folio_order(page_folio(spage)) :
+				DMIRROR_LARGE_ORDER;
+
+			nr = 1L << order;
+			if (!fail_large && order <= DMIRROR_LARGE_ORDER)
+				dfolio = dmirror_folio_get(mdevice, order);
 			if (!dfolio) {
 				all &= dmirror_small_dsts(mdevice, args, i, nr);
 				i += nr - 1;
 				continue;
 			}
 		} else {
-			dfolio = dmirror_folio_get(mdevice, false);
+			dfolio = dmirror_folio_get(mdevice, 0);
 			if (!dfolio)
 				continue;
 		}
@@ -1247,8 +1364,9 @@ static int dmirror_migrate(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 
 	if (to_device)
 		dmirror_pool_fill(mdevice, cmd->npages,
-				  large && !READ_ONCE(mdevice->fail_alloc) ?
-				  cmd->npages / DMIRROR_MIGRATE_BATCH : 0);
+				  large && !READ_ONCE(mdevice->fail_alloc) &&
+				  cmd->npages >= DMIRROR_MIN_LARGE_PAGES ?
+				  cmd->npages : 0);
 	else if (READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_HOLD_LOCKED)
 		dmirror_hold_locked(dmirror, start,
 				    dmirror_batch_end(start, end), work);
@@ -1729,33 +1847,46 @@ static u8 dmirror_snap_byte(struct dmirror_device *mdevice,
 	return b;
 }
 
+/* The HMM_DMIRROR_FOLIO_ORDERS byte of one hmm_range_fault() result. */
+static u8 dmirror_order_byte(struct dmirror_device *mdevice,
+			     unsigned long hmm_pfn)
+{
+	if ((hmm_pfn & HMM_PFN_ERROR) || !(hmm_pfn & HMM_PFN_VALID))
+		return HMM_DMIRROR_ORDER_NONE;
+	return hmm_pfn_to_map_order(hmm_pfn);
+}
+
 /*
- * HMM_DMIRROR_SNAPSHOT: one byte per page describing the CPU's mapping as
- * the device would find it, without faulting anything in (the mirror is
- * left untouched too).  It looks a huge page's worth at a time, so that a
- * large folio mapped by PTEs is seen whole and reported with its order.
+ * HMM_DMIRROR_SNAPSHOT and HMM_DMIRROR_FOLIO_ORDERS: one byte per page,
+ * made by @byte, describing the CPU's mapping as the device would find it,
+ * without faulting anything in (the mirror is left untouched too).  It
+ * looks a huge page's worth at a time, so that a large folio mapped by
+ * PTEs is seen whole and reported with its order, unless the file set
+ * HMM_DMIRROR_FLAG_NO_FOLIO_ORDER.
  */
-static int dmirror_snapshot(struct dmirror *dmirror,
+static int dmirror_describe(struct dmirror *dmirror,
 			    struct hmm_dmirror_cmd *cmd,
-			    struct dmirror_work *work)
+			    struct dmirror_work *work,
+			    u8 (*byte)(struct dmirror_device *mdevice,
+				       unsigned long hmm_pfn))
 {
 	unsigned long start = cmd->addr;
 	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
 	u8 __user *uptr = u64_to_user_ptr(cmd->ptr);
-	unsigned long addr, next, i, n;
+	unsigned long addr, next, i, n, req = HMM_PFN_REQ_FOLIO_ORDER;
 	int ret;
 
+	if (READ_ONCE(dmirror->flags) & HMM_DMIRROR_FLAG_NO_FOLIO_ORDER)
+		req = 0;
 	for (addr = start; addr < end; addr = next) {
 		next = dmirror_migrate_end(addr, end);
 		n = (next - addr) >> PAGE_SHIFT;
-		/* the device maps a large folio whole, as it would a THP */
 		ret = dmirror_look_flags_locked(dmirror, addr, next, work->pfns,
-						HMM_PFN_REQ_FOLIO_ORDER);
+						req);
 		if (ret)
 			return ret;
 		for (i = 0; i < n; i++)
-			work->snap[i] = dmirror_snap_byte(dmirror->mdevice,
-							  work->pfns[i]);
+			work->snap[i] = byte(dmirror->mdevice, work->pfns[i]);
 		mutex_unlock(&dmirror->lock);
 
 		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT),
@@ -1764,6 +1895,20 @@ static int dmirror_snapshot(struct dmirror *dmirror,
 		cmd->cpages += n;
 	}
 	return 0;
+}
+
+static int dmirror_snapshot(struct dmirror *dmirror,
+			    struct hmm_dmirror_cmd *cmd,
+			    struct dmirror_work *work)
+{
+	return dmirror_describe(dmirror, cmd, work, dmirror_snap_byte);
+}
+
+static int dmirror_folio_orders(struct dmirror *dmirror,
+				struct hmm_dmirror_cmd *cmd,
+				struct dmirror_work *work)
+{
+	return dmirror_describe(dmirror, cmd, work, dmirror_order_byte);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2067,6 +2212,8 @@ static const struct dmirror_ioctl {
 	  dmirror_release_memory },
 	{ HMM_DMIRROR_FLAGS, 0, dmirror_set_flags },
 	{ HMM_DMIRROR_STATS, 0, NULL },
+	{ HMM_DMIRROR_FOLIO_ORDERS, DMIRROR_RANGE | DMIRROR_WORK | DMIRROR_MM,
+	  dmirror_folio_orders },
 };
 
 static const struct dmirror_ioctl *dmirror_ioctl_find(unsigned int req)
@@ -2253,11 +2400,14 @@ static void dmirror_unit_destroy(struct dmirror_device *mdevice)
 		if (chunk->res)
 			release_mem_region(chunk->res->start,
 					   resource_size(chunk->res));
+		dmirror_chunk_free_maps(chunk);
 		kfree(chunk);
 	}
 	mdevice->nr_chunks = 0;
 	mdevice->pool = NULL;
 	mdevice->pool_free = 0;
+	mdevice->nr_large = 0;
+	mdevice->large_free = 0;
 	mutex_destroy(&mdevice->chunk_lock);
 	put_device(&mdevice->dev);
 }

@@ -65,9 +65,9 @@ struct hmm_dmirror_cmd {
 #define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
 
 /*
- * The device's large allocations fail (device folios on the way in, system
- * THPs on the way back), so migrations fall back to order-0 pages.  The
- * driver makes no large allocation yet, so this changes nothing today.
+ * The device's large allocations fail (device folios of any order on the
+ * way in, large system folios on the way back), so migrations fall back
+ * to order-0 pages and still move everything.
  */
 #define HMM_DMIRROR_FLAG_FAIL_ALLOC		_BITULL(0)
 /* Flags of this series, above the upstream ones. */
@@ -79,9 +79,16 @@ struct hmm_dmirror_cmd {
  * copy engine is busy with them would, then migrates them.
  */
 #define HMM_DMIRROR_FLAG_HOLD_LOCKED		_BITULL(33)
+/*
+ * This file's look-ups (SNAPSHOT, FOLIO_ORDERS) do not ask
+ * hmm_range_fault() for the order of large folios mapped by PTEs
+ * (HMM_PFN_REQ_FOLIO_ORDER), as a driver written for Linux 6.12 would not.
+ */
+#define HMM_DMIRROR_FLAG_NO_FOLIO_ORDER		_BITULL(34)
 #define HMM_DMIRROR_FLAGS_ALL	(HMM_DMIRROR_FLAG_FAIL_ALLOC |		\
 				 HMM_DMIRROR_FLAG_EXCLUSIVE_BY_PAGE |	\
-				 HMM_DMIRROR_FLAG_HOLD_LOCKED)
+				 HMM_DMIRROR_FLAG_HOLD_LOCKED |		\
+				 HMM_DMIRROR_FLAG_NO_FOLIO_ORDER)
 
 /* Folio orders HMM_DMIRROR_STATS counts (the last one takes any above). */
 #define HMM_DMIRROR_STAT_ORDERS		10
@@ -117,6 +124,15 @@ struct hmm_dmirror_stats {
  * commands upstream uses (0x00 to 0x09).
  */
 #define HMM_DMIRROR_STATS		_IOR('H', 0x40, struct hmm_dmirror_stats)
+
+/*
+ * Like SNAPSHOT, without faulting, one byte per page into @ptr: the
+ * mapping order hmm_range_fault() reports for the page (0 for a page
+ * mapped on its own, 9 for a PMD on x86-64, 4 for a 64 KiB folio mapped
+ * whole by PTEs), or HMM_DMIRROR_ORDER_NONE where it reports no page.
+ */
+#define HMM_DMIRROR_FOLIO_ORDERS	_IOWR('H', 0x41, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_ORDER_NONE		0xFF
 
 /* Bytes HMM_DMIRROR_SNAPSHOT writes, one per page. */
 enum {
