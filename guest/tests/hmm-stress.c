@@ -21,6 +21,10 @@
  *       (oom_score_adj 1000, the others -1000) and is restarted when
  *       killed. Swap in use must grow during the run.
  *
+ * A buffer is small pages, one THP, or 64 KiB folios (the run sets
+ * hugepages-64kB to "madvise" when the kernel has it, and puts it back at
+ * exit), so that large device folios of both sizes are in the mix.
+ *
  * Each page of a buffer holds a pattern derived from a 32-bit "seed" that
  * the owning thread records; seed 0 means the page must read as zeroes
  * (fresh mapping, MADV_DONTNEED, the grown part of an mremap()). A check
@@ -358,18 +362,33 @@ static void adopt_either(struct thr *t, enum op op, const uint32_t *newseed,
 	check_cpu(t, op, first, n);
 }
 
+/* Kinds of buffer map_buf() makes. */
+enum { BUF_SMALL, BUF_THP, BUF_MTHP, NR_BUF_KINDS };
+
 /*
- * A new buffer of @np small pages, or (@thp) one naturally aligned huge
- * page that THP backs once written: half the buffers are, so that huge
+ * A new buffer of @np pages: small pages (BUF_SMALL); one naturally
+ * aligned huge page that THP backs once written (BUF_THP), so that huge
  * device folios, and their splits by partial commands, munmap() and
- * mremap(), are in the mix.
+ * mremap(), are in the mix; or (BUF_MTHP) @np pages from a 64 KiB
+ * boundary, each whole 64 KiB of which is one 64 KiB folio once written
+ * when the run could enable that size (mthp_enable()), small pages if not.
  */
-static int map_buf(struct thr *t, size_t np, int thp)
+static int map_buf(struct thr *t, size_t np, int kind)
 {
-	size_t hp = MAXP * ps;
+	size_t hp = MAXP * ps, fs = 64 << 10;
 	char *p, *a;
 
-	if (!thp) {
+	if (kind == BUF_MTHP) {
+		p = mmap(NULL, np * ps + fs, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		a = (char *)(((uintptr_t)p + fs - 1) & ~(uintptr_t)(fs - 1));
+		if (a > p)
+			munmap(p, a - p);
+		munmap(a + np * ps, p + fs - a);
+		madvise(a, np * ps, MADV_HUGEPAGE);
+	} else if (kind == BUF_SMALL) {
 		p = mmap(NULL, np * ps, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
@@ -586,11 +605,12 @@ static void op_remap(struct thr *t)
 	int ret;
 
 	munmap(t->p, t->np * ps);
-	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP, rnd(&t->rng) % 2);
+	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP,
+		      rnd(&t->rng) % NR_BUF_KINDS);
 	if (ret) {
 		unexpected(t, OP_REMAP, "mmap", ret);
 		/* Keep the thread going with the smallest buffer. */
-		while (map_buf(t, 1, 0))
+		while (map_buf(t, 1, BUF_SMALL))
 			usleep(10000);
 		return;
 	}
@@ -740,7 +760,7 @@ static void *thread_main(void *arg)
 
 	for (i = 0; i < NR_OPS; i++)
 		total += op_weight[i];
-	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP, t->id % 2);
+	ret = map_buf(t, 1 + rnd(&t->rng) % SMALLP, t->id % NR_BUF_KINDS);
 	if (ret) {
 		unexpected(t, OP_REMAP, "first mmap", ret);
 		return NULL;
@@ -886,6 +906,68 @@ static pid_t start_hog(size_t bytes)
 }
 
 /* ------------------------------------------------------------------ */
+/* 64 KiB folios                                                       */
+/* ------------------------------------------------------------------ */
+
+#define MTHP_64K "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
+
+static char mthp_was[16];	/* the knob's value before the run, or "" */
+static pid_t mthp_owner;
+
+/* Write @word to the 64 KiB knob; 0 or -errno. */
+static int mthp_put(const char *word)
+{
+	int fd = open(MTHP_64K, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, word, strlen(word)) != (ssize_t)strlen(word))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Put the 64 KiB knob back (at the supervisor's exit only). */
+static void mthp_restore(void)
+{
+	if (mthp_was[0] && getpid() == mthp_owner && mthp_put(mthp_was))
+		printf("# could not restore %s to %s\n", MTHP_64K, mthp_was);
+}
+
+/*
+ * Let BUF_MTHP buffers (MADV_HUGEPAGE) have 64 KiB folios, if the kernel
+ * has that size: its knob goes to "madvise" for the run.
+ */
+static void mthp_enable(void)
+{
+	char buf[128], *o, *c;
+	ssize_t n;
+	int fd = open(MTHP_64K, O_RDONLY), ret;
+
+	if (fd < 0) {
+		printf("# no %s: no 64 KiB folios\n", MTHP_64K);
+		return;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	o = strchr(buf, '[');
+	c = o ? strchr(o, ']') : NULL;
+	if (!c || c - o - 1 >= (long)sizeof(mthp_was))
+		return;
+	memcpy(mthp_was, o + 1, c - o - 1);
+	mthp_was[c - o - 1] = '\0';
+	mthp_owner = getpid();
+	atexit(mthp_restore);
+	ret = mthp_put("madvise");
+	if (ret)
+		printf("# %s: %s\n", MTHP_64K, strerror(-ret));
+	else
+		printf("# 64 KiB folios: madvise for the run (was %s)\n",
+		       mthp_was);
+}
+
+/* ------------------------------------------------------------------ */
 /* Supervisor                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -950,6 +1032,7 @@ int main(int argc, char **argv)
 	}
 	if (dev_open_all(dfd, before, NDEV))
 		return 1;
+	mthp_enable();
 	/* Orphans of abruptly ended workers (fork children) come to us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	swap0 = swap_used();

@@ -32,6 +32,7 @@
 #include "../kselftest_harness.h"
 #include "vm_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -572,6 +573,151 @@ fail:
 	return NULL;
 }
 
+/*
+ * The anonymous folio sizes of "mTHP" (Linux 6.8) each have a knob,
+ * hugepages-<size>kB/enabled, that says whether a write fault may take a
+ * folio of that size. A test that wants folios of one size sets that size
+ * to "always" and every other size, the PMD size included, to "never";
+ * what each knob held is put back by the fixture's teardown. The harness
+ * of this kernel runs no teardown after a failed assertion, and none runs
+ * after a timeout, so the knobs' old values are kept in memory shared by
+ * every process of the program, and the next test's setup, or the end of
+ * the program, puts back whatever a failed test left behind.
+ */
+#define THP_SYSFS_DIR		"/sys/kernel/mm/transparent_hugepage"
+#define MTHP_MAX_KNOBS		16
+#define MTHP_WORD		16
+
+struct mthp_knobs {
+	int n;				/* knobs saved, 0: none touched */
+	unsigned long kb[MTHP_MAX_KNOBS];
+	char was[MTHP_MAX_KNOBS][MTHP_WORD];
+	unsigned long cur_kb;		/* folio size in use */
+};
+
+static struct mthp_knobs *mthp_saved;	/* MAP_SHARED, NULL if none */
+static pid_t mthp_main;
+
+static void __attribute__((constructor)) mthp_saved_init(void)
+{
+	void *p = mmap(NULL, sizeof(*mthp_saved), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	mthp_saved = p == MAP_FAILED ? NULL : p;
+	mthp_main = getpid();
+}
+
+static void mthp_knob_path(char *path, size_t len, unsigned long kb)
+{
+	snprintf(path, len, THP_SYSFS_DIR "/hugepages-%lukB/enabled", kb);
+}
+
+/* The word in brackets of a knob (the value in force); 0 or -errno. */
+static int knob_read(const char *path, char *word, size_t len)
+{
+	char buf[128], *open_b, *close_b;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n ? -errno : -EINVAL;
+	buf[n] = '\0';
+	open_b = strchr(buf, '[');
+	close_b = open_b ? strchr(open_b, ']') : NULL;
+	if (!close_b || (size_t)(close_b - open_b) >= len)
+		return -EINVAL;
+	memcpy(word, open_b + 1, close_b - open_b - 1);
+	word[close_b - open_b - 1] = '\0';
+	return 0;
+}
+
+/* Write @word to a sysfs file; 0 or -errno. */
+static int knob_write(const char *path, const char *word)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, word, strlen(word));
+	close(fd);
+	return n == (ssize_t)strlen(word) ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* Put back every knob @k saved; the first error, or 0. */
+static int mthp_restore(struct mthp_knobs *k)
+{
+	char path[128];
+	int i, ret = 0, err;
+
+	for (i = 0; i < k->n; i++) {
+		mthp_knob_path(path, sizeof(path), k->kb[i]);
+		err = knob_write(path, k->was[i]);
+		if (err && !ret)
+			ret = err;
+	}
+	k->n = 0;
+	k->cur_kb = 0;
+	return ret;
+}
+
+static void __attribute__((destructor)) mthp_saved_fini(void)
+{
+	if (mthp_saved && mthp_saved->n && getpid() == mthp_main)
+		mthp_restore(mthp_saved);
+}
+
+/*
+ * Let write faults take anonymous folios of @kb KiB and of no other size
+ * (small pages aside), saving what every size's knob held first. A kernel
+ * without the knob of that size fails the test. The size is logged, for
+ * the assertions of the mthp_* cases that do not name it.
+ */
+static void mthp_only(struct __test_metadata *_metadata, unsigned long kb)
+{
+	struct mthp_knobs *k = mthp_saved;
+	char path[128];
+	struct dirent *de;
+	unsigned long size;
+	bool found;
+	int i, ret;
+	DIR *dir;
+
+	ASSERT_NE(NULL, k);
+	if (k->cur_kb != kb)
+		TH_LOG("%lu KiB folios", kb);
+	mthp_knob_path(path, sizeof(path), kb);
+	ASSERT_EQ(0, access(path, W_OK))
+		TH_LOG("%s: %s (a kernel with THP has it)", path,
+		       strerror(errno));
+	if (!k->n) {
+		dir = opendir(THP_SYSFS_DIR);
+		ASSERT_NE(NULL, dir);
+		while ((de = readdir(dir)) && k->n < MTHP_MAX_KNOBS) {
+			if (sscanf(de->d_name, "hugepages-%lukB", &size) != 1)
+				continue;
+			mthp_knob_path(path, sizeof(path), size);
+			if (knob_read(path, k->was[k->n], MTHP_WORD))
+				continue;
+			k->kb[k->n++] = size;
+		}
+		closedir(dir);
+	}
+	for (i = 0, found = false; i < k->n; i++) {
+		mthp_knob_path(path, sizeof(path), k->kb[i]);
+		ret = knob_write(path, k->kb[i] == kb ? "always" : "never");
+		ASSERT_EQ(0, ret)
+			TH_LOG("%s: %s", path, strerror(-ret));
+		found |= k->kb[i] == kb;
+	}
+	ASSERT_TRUE(found) TH_LOG("no knob for %lu KiB folios saved", kb);
+	k->cur_kb = kb;
+}
+
 /* ------------------------------------------------------------------ */
 /* Child processes                                                     */
 /* ------------------------------------------------------------------ */
@@ -802,6 +948,13 @@ FIXTURE_SETUP(hmm)
 	ASSERT_LE(0, self->peer)
 		TH_LOG("open " DEV_PATH_FMT ": %s", variant->peer_unit,
 		       strerror(errno));
+	/* knobs a failed mthp_* case left set */
+	if (mthp_saved && mthp_saved->n) {
+		avail = mthp_restore(mthp_saved);
+		ASSERT_EQ(0, avail)
+			TH_LOG("restoring the mTHP knobs: %s",
+			       strerror(-avail));
+	}
 	avail = stats_probe(self->fd);
 	ASSERT_LE(0, avail)
 		TH_LOG("HMM_DMIRROR_STATS: %s", strerror(-avail));
@@ -810,6 +963,10 @@ FIXTURE_SETUP(hmm)
 
 FIXTURE_TEARDOWN(hmm)
 {
+	int ret = mthp_saved ? mthp_restore(mthp_saved) : 0;
+
+	EXPECT_EQ(0, ret)
+		TH_LOG("restoring the mTHP knobs: %s", strerror(-ret));
 	close(self->fd);
 	close(self->peer);
 }
@@ -1982,6 +2139,858 @@ TEST_F_TIMEOUT(hmm, hugetlb_order_bits, 120)
 	free(io);
 	if (raised)
 		ASSERT_TRUE(set_nr_1g(old));
+}
+
+/* ------------------------------------------------------------------ */
+/* Large folios of every order (mTHP)                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The folio sizes the mthp_* cases take in turn, in KiB: orders 2, 4 and
+ * 8 with 4 KiB pages. Each size runs with only that size enabled
+ * (mthp_only()); when a case fails, the teardown logs the size it was on.
+ */
+static const unsigned long mthp_kb[] = { 16, 64, 1024 };
+
+/* Folios in a buffer: a first, a last and two in between. */
+#define MTHP_NR			4
+
+#define KPAGEFLAGS_PATH		"/proc/kpageflags"
+#define KPF_HEAD_BIT		15	/* KPF_COMPOUND_HEAD */
+#define KPF_TAIL_BIT		16	/* KPF_COMPOUND_TAIL */
+#define MTHP_SCAN		1024	/* pages, more than any folio here */
+
+/* Order of a folio of @kb KiB. */
+static unsigned int kb_order(unsigned long kb, size_t ps)
+{
+	return __builtin_ctzl((kb << 10) / ps);
+}
+
+/*
+ * Order of the system folio whose first page the CPU maps at @addr, as
+ * pagemap and /proc/kpageflags tell (both show page frames to root only):
+ * 0 for a page on its own, k for the head of an order-k folio whose pages
+ * the 2^k virtual pages from @addr map in order. -1 for anything else: no
+ * page or a device-private page there, a tail page, a folio that is not
+ * mapped whole and in order, files that cannot be read.
+ */
+static int cpu_folio_order(void *addr, size_t ps)
+{
+	uint64_t *pm = calloc(MTHP_SCAN, sizeof(*pm));
+	uint64_t *kf = calloc(MTHP_SCAN, sizeof(*kf));
+	int pfd = open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
+	int kfd = open(KPAGEFLAGS_PATH, O_RDONLY | O_CLOEXEC);
+	off_t at = (uintptr_t)addr / ps * sizeof(*pm);
+	unsigned long pfn, n = 1, i;
+	int order = -1;
+	ssize_t got;
+
+	if (!pm || !kf || pfd < 0 || kfd < 0)
+		goto out;
+	if (pread(pfd, pm, sizeof(*pm), at) != sizeof(*pm) ||
+	    !(pm[0] & PM_PRESENT))
+		goto out;
+	pfn = PAGEMAP_PFN(pm[0]);
+	got = pread(kfd, kf, MTHP_SCAN * sizeof(*kf), pfn * sizeof(*kf));
+	if (got < (ssize_t)sizeof(*kf) || (kf[0] & BIT_ULL(KPF_TAIL_BIT)))
+		goto out;
+	/* the folio's size: the tail pages that follow its head */
+	if (kf[0] & BIT_ULL(KPF_HEAD_BIT))
+		while (n < got / sizeof(*kf) && (kf[n] & BIT_ULL(KPF_TAIL_BIT)))
+			n++;
+	if (n & (n - 1))
+		goto out;
+	if (pread(pfd, pm, n * sizeof(*pm), at) != (ssize_t)(n * sizeof(*pm)))
+		goto out;
+	for (i = 0; i < n; i++)
+		if (!(pm[i] & PM_PRESENT) || PAGEMAP_PFN(pm[i]) != pfn + i)
+			goto out;
+	order = __builtin_ctzl(n);
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (kfd >= 0)
+		close(kfd);
+	free(pm);
+	free(kf);
+	return order;
+}
+
+/*
+ * Folios @first to @first + @n - 1 of @b (folios of @kb KiB) are each, as
+ * the CPU maps them, one system folio of @order.
+ */
+static void cpu_folios_are(struct __test_metadata *_metadata, struct tbuf *b,
+			   size_t ps, unsigned long kb, unsigned long first,
+			   unsigned long n, int order)
+{
+	unsigned long f;
+
+	for (f = first; f < first + n; f++) {
+		ASSERT_EQ(order, cpu_folio_order(b->cpu + f * (kb << 10), ps))
+			TH_LOG("folio %lu of %lu KiB", f, kb);
+	}
+}
+
+/*
+ * @nr folios' worth of private anonymous memory, @fsize bytes each,
+ * aligned to @fsize, between PROT_NONE guards, and written with pattern
+ * @seed: under mthp_only() each first write into a folio-sized slot takes
+ * one folio of that size. NULL if it cannot be mapped.
+ */
+static struct tbuf *tbuf_mthp(size_t psize, size_t fsize, unsigned long nr,
+			      uint32_t seed)
+{
+	struct tbuf *b = calloc(1, sizeof(*b));
+	uintptr_t start;
+
+	if (!b)
+		return NULL;
+	b->size = nr * fsize;
+	b->npages = b->size / psize;
+	b->resv_size = b->size + 2 * fsize;
+	b->resv = mmap(NULL, b->resv_size, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (b->resv == MAP_FAILED) {
+		free(b);
+		return NULL;
+	}
+	start = ((uintptr_t)b->resv + psize + fsize - 1) &
+		~(uintptr_t)(fsize - 1);
+	b->cpu = mmap((void *)start, b->size, RW,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	b->dev = malloc(b->size);
+	b->snap = malloc(b->npages);
+	if (b->cpu == MAP_FAILED || !b->dev || !b->snap) {
+		tbuf_free(b);
+		return NULL;
+	}
+	/* allocated with compaction if need be, as a THP would be */
+	madvise(b->cpu, b->size, MADV_HUGEPAGE);
+	pattern_fill(b->cpu, b->size, seed);
+	return b;
+}
+
+/*
+ * With only @kb KiB folios enabled, a buffer of MTHP_NR of them holding
+ * pattern @seed; each is one folio of that size, as the CPU maps it.
+ */
+static struct tbuf *mthp_buf(struct __test_metadata *_metadata,
+			     struct _test_data_hmm *self, unsigned long kb,
+			     uint32_t seed)
+{
+	struct tbuf *b;
+
+	mthp_only(_metadata, kb);
+	b = tbuf_mthp(self->ps, kb << 10, MTHP_NR, seed);
+	ASSERT_NE(NULL, b);
+	cpu_folios_are(_metadata, b, self->ps, kb, 0, MTHP_NR,
+		       kb_order(kb, self->ps));
+	return b;
+}
+
+/*
+ * HMM_DMIRROR_FOLIO_ORDERS over @npages pages at @addr through @fd: page i
+ * reports want[i] (want[0] for every page when @all). Every mismatch is
+ * logged before the test fails.
+ */
+static void orders_cmp(struct __test_metadata *_metadata, int fd, void *addr,
+		       unsigned long npages, const unsigned char *want,
+		       bool all)
+{
+	struct hmm_dmirror_cmd c;
+	unsigned long i, bad = 0;
+	unsigned char *m = malloc(npages);
+
+	ASSERT_NE(NULL, m);
+	memset(m, 0xee, npages);
+	ASSERT_EQ(0, dmirror(fd, HMM_DMIRROR_FOLIO_ORDERS, addr, npages, m,
+			     &c));
+	ASSERT_EQ(npages, c.cpages);
+	for (i = 0; i < npages; i++) {
+		unsigned char w = all ? want[0] : want[i];
+
+		if (m[i] == w)
+			continue;
+		if (bad++ < 8)
+			TH_LOG("page %lu: order %u, expected %u", i, m[i], w);
+	}
+	free(m);
+	ASSERT_EQ(0, bad);
+}
+
+static void orders_all(struct __test_metadata *_metadata, int fd, void *addr,
+		       unsigned long npages, unsigned char want)
+{
+	orders_cmp(_metadata, fd, addr, npages, &want, true);
+}
+
+/*
+ * Between @s0 and @s1, into the device (@in) or out of it, @whole folios
+ * of @order moved and @single pages of order 0, nothing of another order,
+ * and as many pages as that makes.
+ */
+static void moved_as(struct __test_metadata *_metadata,
+		     const struct hmm_dmirror_stats *s0,
+		     const struct hmm_dmirror_stats *s1, bool in,
+		     unsigned int order, long whole, long single)
+{
+	long pages = in ? (long)(s1->to_device - s0->to_device) :
+			  (long)(s1->to_system - s0->to_system);
+	unsigned int o;
+
+	for (o = 0; o < HMM_DMIRROR_STAT_ORDERS; o++) {
+		ASSERT_EQ(o == order ? whole : o ? 0 : single,
+			  moved_folios(s0, s1, o, in))
+			TH_LOG("folios of order %u moved %s", o,
+			       in ? "to the device" : "to system memory");
+	}
+	ASSERT_EQ((whole << order) + single, pages);
+}
+
+/*
+ * Moved as the kind moves @nr folios of @order, @n pages in all: one
+ * device folio each on a private unit, page by page on a coherent one.
+ */
+static void moved_whole(struct __test_metadata *_metadata,
+			const struct _fixture_variant_hmm *v,
+			const struct hmm_dmirror_stats *s0,
+			const struct hmm_dmirror_stats *s1, bool in,
+			unsigned int order, long nr)
+{
+	if (v->coherent)
+		moved_as(_metadata, s0, s1, in, order, 0, nr << order);
+	else
+		moved_as(_metadata, s0, s1, in, order, nr, 0);
+}
+
+/* Everything of @b to the device, its data read back; counters in @st. */
+static void mthp_to_device(struct __test_metadata *_metadata,
+			   struct _test_data_hmm *self, struct tbuf *b,
+			   uint32_t seed, struct hmm_dmirror_stats *st)
+{
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
+	ASSERT_EQ(b->npages, c.cpages);
+	ASSERT_EQ(-1, pattern_check(b->dev, b->size, seed));
+	stats_get(_metadata, self->fd, self->stats, st);
+}
+
+/*
+ * Whole folios of each size go to the device and back by command. The
+ * device reports the order of each (the CPU's view, from kpageflags,
+ * agrees); a private unit takes each folio as one device folio of that
+ * order, reported with it, and gives each back as one system folio of that
+ * order; a coherent unit takes and gives back page by page.
+ */
+TEST_F(hmm, mthp_round_trip_ioctl)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		uint32_t seed = 400 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+
+		orders_all(_metadata, self->fd, b->cpu, b->npages, order);
+		stats_get(_metadata, self->fd, self->stats, &s0);
+		mthp_to_device(_metadata, self, b, seed, &s1);
+		if (self->stats) {
+			moved_whole(_metadata, variant, &s0, &s1, true, order,
+				    MTHP_NR);
+			ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
+		}
+		snap_all(_metadata, self->fd, b->cpu, b->npages,
+			 snap_local(variant, true));
+		orders_all(_metadata, self->fd, b->cpu, b->npages,
+			   whole ? order : 0);
+
+		s0 = s1;
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats) {
+			moved_whole(_metadata, variant, &s0, &s1, false, order,
+				    MTHP_NR);
+			ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
+		}
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		cpu_folios_are(_metadata, b, self->ps, mthp_kb[i], 0, MTHP_NR,
+			       whole ? order : 0);
+		orders_all(_metadata, self->fd, b->cpu, b->npages,
+			   whole ? order : 0);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * A CPU read of one page in each device folio brings the whole folio
+ * back, in one fault, as one system folio of its order. A coherent unit's
+ * pages are read where they are.
+ */
+TEST_F(hmm, mthp_round_trip_cpu_fault)
+{
+	struct hmm_dmirror_stats s0, s1;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long f, pg, per = 1UL << order;
+		uint32_t seed = 410 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		for (f = 0; f < MTHP_NR; f++) {
+			pg = f * per + per / 2 + 1;
+			ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps,
+								 pg),
+							 self->ps, seed,
+							 pg * self->ps));
+		}
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (variant->coherent) {
+			if (self->stats) {
+				ASSERT_EQ(0, s1.faults - s0.faults);
+				moved_as(_metadata, &s0, &s1, false, order, 0,
+					 0);
+			}
+			snap_all(_metadata, self->fd, b->cpu, b->npages,
+				 snap_local(variant, true));
+		} else {
+			if (self->stats) {
+				ASSERT_EQ(MTHP_NR, s1.faults - s0.faults);
+				moved_as(_metadata, &s0, &s1, false, order,
+					 MTHP_NR, 0);
+				ASSERT_EQ(s0.pages_in_use - b->npages,
+					  s1.pages_in_use);
+			}
+			/* every page came back, not only those read */
+			snap_all(_metadata, self->fd, b->cpu, b->npages,
+				 SNAP_W);
+			cpu_folios_are(_metadata, b, self->ps, mthp_kb[i], 0,
+				       MTHP_NR, order);
+			orders_all(_metadata, self->fd, b->cpu, b->npages,
+				   order);
+		}
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * A range that starts in the middle of the first folio and ends in the
+ * middle of the last: those two are split, and only their pages inside
+ * the range move, one by one; the folios in between move whole. Nothing
+ * outside the range moves, and all the data is right on both sides.
+ */
+TEST_F(hmm, mthp_straddling_range)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, first = per / 2, n, p;
+		uint32_t seed = 420 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		unsigned char *snap = malloc(b->npages);
+		unsigned char *ord = malloc(b->npages);
+
+		ASSERT_NE(NULL, snap);
+		ASSERT_NE(NULL, ord);
+		n = b->npages - per;
+		stats_get(_metadata, self->fd, self->stats, &s0);
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+					  b, self->ps, first, n, &c));
+		ASSERT_EQ(n, c.cpages);
+		ASSERT_EQ(-1, pattern_check_from(b->dev + first * self->ps,
+						 n * self->ps, seed,
+						 first * self->ps));
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, true, order,
+				 whole ? MTHP_NR - 2 : 0,
+				 whole ? per : (long)n);
+		for (p = 0; p < b->npages; p++) {
+			bool in = p >= first && p < first + n;
+			bool edge = p < per || p >= b->npages - per;
+
+			snap[p] = in ? snap_local(variant, true) : SNAP_W;
+			ord[p] = edge || !whole ? 0 : order;
+		}
+		snap_cmp(_metadata, self->fd, b->cpu, b->npages, snap, false);
+		orders_cmp(_metadata, self->fd, b->cpu, b->npages, ord, false);
+
+		s0 = s1;
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(n, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, false, order,
+				 whole ? MTHP_NR - 2 : 0,
+				 whole ? per : (long)n);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		orders_cmp(_metadata, self->fd, b->cpu, b->npages, ord, false);
+		free(snap);
+		free(ord);
+		tbuf_free(b);
+	}
+}
+
+/*
+ * A folio with one page unmapped is not moved as one: each part of the
+ * buffer around the hole is migrated, the folio's mapped pages move one
+ * by one, the other folios whole, and the data is right.
+ */
+TEST_F(hmm, mthp_partly_unmapped)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, hole = 2 * per - 1, rest;
+		uint32_t seed = 430 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		char *after = tb_page(b, self->ps, hole + 1);
+
+		rest = b->npages - hole - 1;
+		ASSERT_EQ(0, munmap(tb_page(b, self->ps, hole), self->ps));
+		/* folio 1 is not mapped whole any more */
+		orders_all(_metadata, self->fd, b->cpu, per, order);
+		orders_all(_metadata, self->fd, tb_page(b, self->ps, per),
+			   per - 1, 0);
+		orders_all(_metadata, self->fd, after, rest, order);
+
+		stats_get(_metadata, self->fd, self->stats, &s0);
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+					  b, self->ps, 0, hole, &c));
+		ASSERT_EQ(hole, c.cpages);
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+					  b, self->ps, hole + 1, rest, &c));
+		ASSERT_EQ(rest, c.cpages);
+		ASSERT_EQ(-1, pattern_check(b->dev, hole * self->ps, seed));
+		ASSERT_EQ(-1, pattern_check_from(b->dev + (hole + 1) * self->ps,
+						 rest * self->ps, seed,
+						 (hole + 1) * self->ps));
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, true, order,
+				 whole ? MTHP_NR - 1 : 0,
+				 whole ? per - 1 : (long)(b->npages - 1));
+		snap_all(_metadata, self->fd, b->cpu, hole,
+			 snap_local(variant, true));
+		snap_all(_metadata, self->fd, after, rest,
+			 snap_local(variant, true));
+
+		s0 = s1;
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS,
+					  b, self->ps, 0, hole, &c));
+		ASSERT_EQ(hole, c.cpages);
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS,
+					  b, self->ps, hole + 1, rest, &c));
+		ASSERT_EQ(rest, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, false, order,
+				 whole ? MTHP_NR - 1 : 0,
+				 whole ? per - 1 : (long)(b->npages - 1));
+		ASSERT_EQ(-1, pattern_check(b->cpu, hole * self->ps, seed));
+		ASSERT_EQ(-1, pattern_check_from(after, rest * self->ps, seed,
+						 (hole + 1) * self->ps));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * Half of one device folio unmapped: the device reports the rest of that
+ * folio page by page and the other folios whole; everything left comes
+ * back with its data (that folio's pages one by one), and none of the
+ * device memory stays in use.
+ */
+TEST_F(hmm, mthp_device_folio_partial_munmap)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, cut = per / 2, rest;
+		uint32_t seed = 440 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		char *after = tb_page(b, self->ps, per + cut);
+
+		rest = b->npages - per - cut;
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(0, munmap(tb_page(b, self->ps, per), cut * self->ps));
+		orders_all(_metadata, self->fd, b->cpu, per, whole ? order : 0);
+		orders_all(_metadata, self->fd, after, per - cut, 0);
+		orders_all(_metadata, self->fd, after + (per - cut) * self->ps,
+			   rest - (per - cut), whole ? order : 0);
+
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS,
+					  b, self->ps, 0, per, &c));
+		ASSERT_EQ(per, c.cpages);
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS,
+					  b, self->ps, per + cut, rest, &c));
+		ASSERT_EQ(rest, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats) {
+			moved_as(_metadata, &s0, &s1, false, order,
+				 whole ? MTHP_NR - 1 : 0,
+				 whole ? per - cut : (long)(b->npages - cut));
+			ASSERT_EQ(s0.pages_in_use - b->npages,
+				  s1.pages_in_use);
+		}
+		ASSERT_EQ(-1, pattern_check(b->cpu, per * self->ps, seed));
+		ASSERT_EQ(-1, pattern_check_from(after, rest * self->ps, seed,
+						 (per + cut) * self->ps));
+		snap_all(_metadata, self->fd, b->cpu, per, SNAP_W);
+		snap_all(_metadata, self->fd, after, rest, SNAP_W);
+		tbuf_free(b);
+	}
+}
+
+/*
+ * mprotect() of half of one device folio: that half is mirrored read-only,
+ * the folio is reported page by page (its pages no longer have the same
+ * rights), the others whole; everything comes back with its data, that
+ * folio's pages one by one, and the read-only half stays read-only.
+ */
+TEST_F(hmm, mthp_device_folio_mprotect)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, cut = per / 2, p;
+		uint32_t seed = 450 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		char *ro = tb_page(b, self->ps, per + cut);
+		unsigned char *snap = malloc(b->npages);
+		unsigned char *ord = malloc(b->npages);
+
+		ASSERT_NE(NULL, snap);
+		ASSERT_NE(NULL, ord);
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(0, mprotect(ro, (per - cut) * self->ps, PROT_READ));
+		for (p = 0; p < b->npages; p++) {
+			bool w = p < per + cut || p >= 2 * per;
+
+			snap[p] = snap_local(variant, w);
+			ord[p] = whole && (p < per || p >= 2 * per) ? order : 0;
+		}
+		snap_cmp(_metadata, self->fd, b->cpu, b->npages, snap, false);
+		orders_cmp(_metadata, self->fd, b->cpu, b->npages, ord, false);
+
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats) {
+			moved_as(_metadata, &s0, &s1, false, order,
+				 whole ? MTHP_NR - 1 : 0,
+				 whole ? per : (long)b->npages);
+			ASSERT_EQ(s0.pages_in_use - b->npages,
+				  s1.pages_in_use);
+		}
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		for (p = 0; p < b->npages; p++)
+			snap[p] = snap[p] & SNAP_W ? SNAP_W : SNAP_R;
+		snap_cmp(_metadata, self->fd, b->cpu, b->npages, snap, false);
+		ASSERT_EQ(0, mprotect(ro, (per - cut) * self->ps, RW));
+		pattern_fill(b->cpu, b->size, seed + 100);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed + 100));
+		free(snap);
+		free(ord);
+		tbuf_free(b);
+	}
+}
+
+/*
+ * fork() with device folios: the parent writes over its copy while the
+ * child still holds the original, then the child reads the original and
+ * writes its own; neither sees the other's data, and the parent's folios
+ * still go to the device and back.
+ */
+TEST_F(hmm, mthp_device_folio_fork)
+{
+	struct hmm_dmirror_stats s0;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		uint32_t seed = 460 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		int pipefd[2];
+		char go = 0;
+		pid_t pid;
+
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(0, pipe(pipefd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			close(pipefd[1]);
+			CHILD_CHECK(read(pipefd[0], &go, 1) == 1);
+			child_rewrite_exit(b, seed, seed + 1000);
+		}
+		close(pipefd[0]);
+		pattern_fill(b->cpu, b->size, seed + 2000);
+		ASSERT_EQ(1, write(pipefd[1], &go, 1));
+		close(pipefd[1]);
+		ASSERT_EQ(0, child_wait(pid));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed + 2000));
+
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		ASSERT_EQ(-1, pattern_check(b->dev, b->size, seed + 2000));
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed + 2000));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * Device folios evicted from the device side (HMM_DMIRROR_RELEASE) come
+ * back each as one system folio of its order (page by page from a
+ * coherent unit), data intact.
+ */
+TEST_F(hmm, mthp_device_folio_evicted)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		uint32_t seed = 470 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_RELEASE, b, &c));
+		ASSERT_LE(b->npages, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats) {
+			ASSERT_EQ(1, s1.evictions - s0.evictions);
+			moved_whole(_metadata, variant, &s0, &s1, false, order,
+				    MTHP_NR);
+		}
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		cpu_folios_are(_metadata, b, self->ps, mthp_kb[i], 0, MTHP_NR,
+			       whole ? order : 0);
+		orders_all(_metadata, self->fd, b->cpu, b->npages,
+			   whole ? order : 0);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC: no large folio can be had on either side,
+ * so folios move as small pages, into the device, out of it by command,
+ * and by a CPU fault on a private unit, which splits the device folio
+ * and brings back the page touched, and may bring back the rest of the
+ * folio with it, but only as small pages.
+ */
+TEST_F(hmm, mthp_fail_alloc)
+{
+	const uint64_t fail = HMM_DMIRROR_FLAG_FAIL_ALLOC;
+	struct hmm_dmirror_stats s0, s1;
+	struct hmm_dmirror_cmd c;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, p, touch = per + 1, home;
+		long back;
+		uint32_t seed = 480 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+
+		/* in and out with the flag */
+		ASSERT_EQ(0, set_flags(self->fd, fail));
+		stats_get(_metadata, self->fd, self->stats, &s0);
+		mthp_to_device(_metadata, self, b, seed, &s1);
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, true, order, 0,
+				 b->npages);
+		snap_all(_metadata, self->fd, b->cpu, b->npages,
+			 snap_local(variant, true));
+		orders_all(_metadata, self->fd, b->cpu, b->npages, 0);
+		s0 = s1;
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		ASSERT_EQ(0, set_flags(self->fd, 0));
+		if (self->stats)
+			moved_as(_metadata, &s0, &s1, false, order, 0,
+				 b->npages);
+		orders_all(_metadata, self->fd, b->cpu, b->npages, 0);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		tbuf_free(b);
+
+		/* in whole, out by command with the flag */
+		b = mthp_buf(_metadata, self, mthp_kb[i], seed + 10);
+		mthp_to_device(_metadata, self, b, seed + 10, &s0);
+		ASSERT_EQ(0, set_flags(self->fd, fail));
+		ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b,
+				    &c));
+		ASSERT_EQ(b->npages, c.cpages);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		ASSERT_EQ(0, set_flags(self->fd, 0));
+		if (self->stats) {
+			moved_as(_metadata, &s0, &s1, false, order, 0,
+				 b->npages);
+			ASSERT_EQ(s0.pages_in_use - b->npages,
+				  s1.pages_in_use);
+		}
+		orders_all(_metadata, self->fd, b->cpu, b->npages, 0);
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed + 10));
+		tbuf_free(b);
+
+		/* in whole, one page of folio 1 read by the CPU with the flag */
+		b = mthp_buf(_metadata, self, mthp_kb[i], seed + 20);
+		mthp_to_device(_metadata, self, b, seed + 20, &s0);
+		ASSERT_EQ(0, set_flags(self->fd, fail));
+		ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, touch),
+						 self->ps, seed + 20,
+						 touch * self->ps));
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		ASSERT_EQ(0, set_flags(self->fd, 0));
+		if (!variant->coherent) {
+			for (p = per, home = 0; p < 2 * per; p++) {
+				int m = snap_one(self->fd,
+						 tb_page(b, self->ps, p));
+				bool ok = m == SNAP_W ||
+					  (p != touch &&
+					   m == snap_local(variant, true));
+
+				ASSERT_TRUE(ok)
+					TH_LOG("page %lu of the folio: 0x%02x",
+					       p - per, m);
+				home += m == SNAP_W;
+			}
+			back = s1.to_system - s0.to_system;
+			if (self->stats) {
+				ASSERT_EQ(1, s1.faults - s0.faults);
+				ASSERT_EQ(home, back);
+				moved_as(_metadata, &s0, &s1, false, order, 0,
+					 back);
+			}
+		}
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed + 20));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * The order report (HMM_DMIRROR_FOLIO_ORDERS) asks hmm_range_fault() for
+ * the order of folios mapped by PTEs; under HMM_DMIRROR_FLAG_NO_FOLIO_ORDER
+ * it does not ask, as a 6.12 driver would not, and reads 0 for them, while
+ * a THP mapped by a PMD reads as before. A page of its own reads 0, no
+ * page reads HMM_DMIRROR_ORDER_NONE, and a folio reads 0 on every page
+ * once its pages differ in rights or it is mapped where it is not
+ * naturally aligned. Device folios read the same way. Snapshots do not
+ * change with the flag.
+ */
+TEST_F(hmm, mthp_folio_order_report)
+{
+	const uint64_t no_order = HMM_DMIRROR_FLAG_NO_FOLIO_ORDER;
+	unsigned char pmd = pmd_order(self->ps);
+	bool whole = !variant->coherent;
+	struct tbuf *t;
+	unsigned int i;
+
+	/* before any knob is touched: a PMD THP, and small pages */
+	t = tbuf_thp(self->ps, 490);
+	ASSERT_NE(NULL, t);
+	orders_all(_metadata, self->fd, t->cpu, t->npages, pmd);
+	ASSERT_EQ(0, set_flags(self->fd, no_order));
+	orders_all(_metadata, self->fd, t->cpu, t->npages, pmd);
+	snap_all(_metadata, self->fd, t->cpu, t->npages,
+		 SNAP_W | HMM_DMIRROR_PROT_PMD);
+	ASSERT_EQ(0, set_flags(self->fd, 0));
+	tbuf_free(t);
+	t = tbuf_anon(self->ps, 8, RW);
+	ASSERT_NE(NULL, t);
+	memset(t->cpu, 1, 4 * self->ps);
+	orders_all(_metadata, self->fd, t->cpu, 4, 0);
+	orders_all(_metadata, self->fd, t->cpu + 4 * self->ps, 4,
+		   HMM_DMIRROR_ORDER_NONE);
+	tbuf_free(t);
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order;
+		size_t fs = mthp_kb[i] << 10;
+		uint32_t seed = 491 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		struct hmm_dmirror_cmd c;
+		char *resv, *to, *last;
+
+		orders_all(_metadata, self->fd, b->cpu, b->npages, order);
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		ASSERT_EQ(0, set_flags(self->fd, no_order));
+		orders_all(_metadata, self->fd, b->cpu, b->npages, 0);
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+		ASSERT_EQ(0, set_flags(self->fd, 0));
+
+		/* folio 0 with half of it read-only */
+		ASSERT_EQ(0, mprotect(b->cpu, per / 2 * self->ps, PROT_READ));
+		orders_all(_metadata, self->fd, b->cpu, per, 0);
+		orders_all(_metadata, self->fd, tb_page(b, self->ps, per), per,
+			   order);
+
+		/* the last folio moved one page off its alignment */
+		resv = mmap(NULL, 3 * fs, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		ASSERT_NE(MAP_FAILED, resv);
+		to = (char *)(((uintptr_t)resv + fs - 1) & ~(uintptr_t)(fs - 1));
+		to += self->ps;
+		last = tb_page(b, self->ps, 3 * per);
+		ASSERT_EQ(to, mremap(last, fs, fs, MREMAP_MAYMOVE | MREMAP_FIXED,
+				     to));
+		orders_all(_metadata, self->fd, to, per, 0);
+		ASSERT_EQ(-1, pattern_check_from(to, fs, seed, 3 * fs));
+		ASSERT_EQ(0, munmap(resv, 3 * fs));
+
+		/* folios 1 and 2 in device memory */
+		ASSERT_EQ(0, tb_cmd_range(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+					  b, self->ps, per, 2 * per, &c));
+		ASSERT_EQ(2 * per, c.cpages);
+		orders_all(_metadata, self->fd, tb_page(b, self->ps, per),
+			   2 * per, whole ? order : 0);
+		ASSERT_EQ(0, set_flags(self->fd, no_order));
+		orders_all(_metadata, self->fd, tb_page(b, self->ps, per),
+			   2 * per, 0);
+		snap_all(_metadata, self->fd, tb_page(b, self->ps, per),
+			 2 * per, snap_local(variant, true));
+		ASSERT_EQ(0, set_flags(self->fd, 0));
+		ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, per),
+						 2 * fs, seed, fs));
+		tbuf_free(b);
+	}
 }
 
 /* ------------------------------------------------------------------ */
