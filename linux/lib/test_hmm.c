@@ -1176,10 +1176,12 @@ static bool dmirror_prepare_to_device(struct dmirror_device *mdevice,
 
 /*
  * Give each of this unit's pages migrate_vma_setup() collected a system
- * page with its data, and each huge device folio a THP, or one page for
- * each of its pages when no THP can be had (HMM_DMIRROR_FLAG_FAIL_ALLOC):
- * the core then splits the device folio.  Empty slots are collected too
- * (the core offers to populate them); they are left alone.
+ * page with its data, and each large device folio a system folio of its
+ * order, or, when none can be had (HMM_DMIRROR_FLAG_FAIL_ALLOC), one page
+ * for each of its pages, or for a CPU fault only for the page the CPU
+ * wants: the core then splits the device folio, and the pages given none
+ * stay in device memory.  Empty slots are collected too (the core offers
+ * to populate them); they are left alone.
  */
 static void dmirror_prepare_to_system(struct dmirror_device *mdevice,
 				      struct migrate_vma *args)
@@ -1208,6 +1210,9 @@ static void dmirror_prepare_to_system(struct dmirror_device *mdevice,
 					struct page *dpage;
 
 					args->dst[i + j] = 0;
+					if (args->fault_page &&
+					    args->fault_page != spage + j)
+						continue;
 					dpage = alloc_page_vma(GFP_HIGHUSER_MOVABLE,
 							       args->vma,
 							       addr + j * PAGE_SIZE);

@@ -1216,14 +1216,16 @@ static unsigned long mdev_unmap(unsigned long *src_pfns,
 		}
 
 		/*
-		 * A large folio may still be mapped by a PMD elsewhere (a
-		 * child after fork(), or any mapping of a device folio when
-		 * we start from a pfn): migration entries are always ptes
-		 * here, as the folio may come back as small pages.  A
-		 * device folio is mapped by a PMD again at finalize.
+		 * A folio the size of a PMD may still be mapped by one
+		 * elsewhere (a child after fork(), or any mapping of a
+		 * device folio when we start from a pfn): migration entries
+		 * are always ptes here, as the folio may come back as small
+		 * pages.  A device folio is mapped by a PMD again at
+		 * finalize.  A smaller large folio is only ever mapped by
+		 * ptes, and the PMD split refuses to be asked about one.
 		 */
 		if (folio_mapped(folio))
-			try_to_migrate(folio, folio_test_large(folio) ?
+			try_to_migrate(folio, folio_test_pmd_mappable(folio) ?
 				       TTU_SPLIT_HUGE_PMD : 0);
 
 		if (folio_mapped(folio) ||
