@@ -20,9 +20,14 @@
  *                  memory, however many faults the kernel takes for that.
  *                  THP memory only, always 2 MiB whatever -s says, one line
  *                  per run after the other cells.
- * Memory: "4k" (MADV_NOHUGEPAGE) or "thp" (2 MiB aligned, MADV_HUGEPAGE).
+ * Memory: "4k" (MADV_NOHUGEPAGE), "thp" (2 MiB aligned, MADV_HUGEPAGE) or
+ * "64k" (2 MiB aligned, 64 KiB folios: the mTHP knob of that size set to
+ * always and the 2 MiB one to never while the rows run, then restored).
+ * A kernel that cannot migrate a 64 KiB folio (Linux 6.12 leaves every
+ * large folio mapped by ptes where it is, so MIGRATE_TO_DEV ends in
+ * ENOENT) gets a line "BENCH-NA <workload> 64k <bytes> <error>" instead.
  *
- * Usage: hmm-bench [-s SIZE_MiB[,SIZE...]] [-w WORKLOAD[,...]] [-m 4k|thp[,...]]
+ * Usage: hmm-bench [-s SIZE_MiB[,SIZE...]] [-w WORKLOAD[,...]] [-m 4k,thp,64k]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +43,12 @@
 #include "tests/hmm-util.h"
 
 #define THP_SIZE	(2UL << 20)
+#define MTHP_SIZE	(64UL << 10)
+#define MTHP_DIR	"/sys/kernel/mm/transparent_hugepage/"
+
+/* The kinds of memory, as -m names them. */
+enum mem { MEM_4K, MEM_THP, MEM_64K, NR_MEM };
+static const char *const mem_names[NR_MEM] = { "4k", "thp", "64k" };
 
 static const char *const workloads[] = {
 	"migrate-sys", "migrate-fault", "read-pop", "read-unpop", "snapshot",
@@ -46,6 +57,8 @@ static const char *const workloads[] = {
 
 static long page_size;
 static int dev_fd;
+/* a migration of this kind of memory failed with this error: skip the rest */
+static int mem_failed[NR_MEM];
 
 static double now_us(void)
 {
@@ -70,9 +83,88 @@ static int selected(const char *list, const char *name)
 	return 0;
 }
 
-/* Anonymous memory of @size bytes backed as @mem asks, not yet touched. */
-static void *get_mem(size_t size, int thp)
+/* Read the first word of sysfs file @path into @buf (size @len); 0 if ok. */
+static int knob_get(const char *path, char *buf, size_t len)
 {
+	FILE *f = fopen(path, "r");
+	char *open_br, *close_br;
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fgets(buf, len, f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	/* "always [inherit] madvise never": the bracketed word is the value */
+	open_br = strchr(buf, '[');
+	close_br = open_br ? strchr(open_br, ']') : NULL;
+	if (open_br && close_br) {
+		memmove(buf, open_br + 1, close_br - open_br - 1);
+		buf[close_br - open_br - 1] = 0;
+	}
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static int knob_set(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fputs(val, f) >= 0;
+	return fclose(f) || !ok ? -1 : 0;
+}
+
+static const char *const mthp_knobs[] = {
+	MTHP_DIR "hugepages-64kB/enabled", MTHP_DIR "hugepages-2048kB/enabled",
+};
+static char mthp_saved[2][32];
+
+/* 64 KiB folios for the next faults, or exit; mthp_restore() undoes it. */
+static void mthp_on(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		if (knob_get(mthp_knobs[i], mthp_saved[i], sizeof(mthp_saved[i])) ||
+		    knob_set(mthp_knobs[i], i ? "never" : "always")) {
+			perror(mthp_knobs[i]);
+			exit(1);
+		}
+	}
+}
+
+static void mthp_restore(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		if (mthp_saved[i][0] && knob_set(mthp_knobs[i], mthp_saved[i]))
+			perror(mthp_knobs[i]);
+		mthp_saved[i][0] = 0;
+	}
+}
+
+/* The kernel's count of 64 KiB anonymous folios allocated at fault. */
+static unsigned long mthp_faults(void)
+{
+	char buf[32];
+
+	if (knob_get(MTHP_DIR "hugepages-64kB/stats/anon_fault_alloc", buf,
+		     sizeof(buf))) {
+		perror("hugepages-64kB/stats/anon_fault_alloc");
+		exit(1);
+	}
+	return strtoul(buf, NULL, 10);
+}
+
+/* Anonymous memory of @size bytes backed as @mem asks, not yet touched. */
+static void *get_mem(size_t size, enum mem mem)
+{
+	int thp = mem != MEM_4K;
 	size_t len = size + (thp ? THP_SIZE : 0);
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -90,7 +182,8 @@ static void *get_mem(size_t size, int thp)
 	if (aligned > p)
 		munmap(p, aligned - p);
 	munmap(aligned + size, p + len - (aligned + size));
-	madvise(aligned, size, MADV_HUGEPAGE);
+	if (mem == MEM_THP)
+		madvise(aligned, size, MADV_HUGEPAGE);
 	return aligned;
 }
 
@@ -132,11 +225,20 @@ static unsigned char cpu_read(const unsigned char *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void dev(unsigned long req, void *addr, void *ptr, size_t size)
+/*
+ * One command over the range, or exit; a MIGRATE_TO_DEV of 64 KiB folios
+ * that the kernel refuses (ENOENT: some page could not move) returns
+ * the error instead.
+ */
+static int dev(unsigned long req, void *addr, void *ptr, size_t size,
+	       enum mem mem)
 {
 	struct hmm_dmirror_cmd cmd;
 	int ret = dcmd(dev_fd, req, addr, ptr, size / page_size, &cmd);
 
+	if (ret == -ENOENT && req == HMM_DMIRROR_MIGRATE_TO_DEV &&
+	    mem == MEM_64K)
+		return ret;
 	if (ret) {
 		fprintf(stderr, "ioctl %#lx: %s\n", req, strerror(-ret));
 		exit(1);
@@ -147,16 +249,22 @@ static void dev(unsigned long req, void *addr, void *ptr, size_t size)
 			(unsigned long long)cmd.npages);
 		exit(1);
 	}
+	return 0;
 }
 
-/* One timed repetition of @w over @size bytes; returns microseconds. */
-static double run(const char *w, size_t size, int thp)
+/*
+ * One timed repetition of @w over @size bytes; returns microseconds, or
+ * -1 with mem_failed[@mem] set when the kernel cannot migrate @mem.
+ */
+static double run(const char *w, size_t size, enum mem mem)
 {
-	void *buf = get_mem(size, thp), *out = malloc(size);
+	void *buf = get_mem(size, mem), *out = malloc(size);
+	unsigned long folios = mem == MEM_64K ? mthp_faults() : 0;
 	const unsigned char *cpu = buf;
 	unsigned char sink = 0;
 	double t = 0;
 	size_t i;
+	int ret = 0;
 
 	if (!out) {
 		perror("malloc");
@@ -165,21 +273,28 @@ static double run(const char *w, size_t size, int thp)
 	memset(out, 1, size);
 	if (strcmp(w, "read-unpop"))
 		pattern_fill(buf, size, 1);
+	/* a 64k row timed on 4 KiB pages would be a lie */
+	if (mem == MEM_64K && strcmp(w, "read-unpop") &&
+	    mthp_faults() - folios < size / MTHP_SIZE) {
+		fprintf(stderr, "%s: buffer at %p is not 64 KiB folios\n", w, buf);
+		exit(1);
+	}
 
 	if (!strcmp(w, "migrate-sys")) {
 		t = now_us();
-		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
-		dev(HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, size);
+		ret = dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size, mem);
+		if (!ret)
+			dev(HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL, size, mem);
 		t = now_us() - t;
 	} else if (!strcmp(w, "migrate-fault")) {
 		t = now_us();
-		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
-		for (i = 0; i < size; i += page_size)
+		ret = dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size, mem);
+		for (i = 0; !ret && i < size; i += page_size)
 			sink += cpu_read(cpu + i);
 		t = now_us() - t;
 	} else if (!strcmp(w, "fault-latency")) {
 		check_thp(buf, size);
-		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size);
+		dev(HMM_DMIRROR_MIGRATE_TO_DEV, buf, out, size, mem);
 		t = now_us();
 		sink += cpu_read(cpu + size / 2);
 		for (i = 0; i < size; i += page_size)
@@ -191,11 +306,11 @@ static double run(const char *w, size_t size, int thp)
 		}
 	} else if (!strcmp(w, "read-pop") || !strcmp(w, "read-unpop")) {
 		t = now_us();
-		dev(HMM_DMIRROR_READ, buf, out, size);
+		dev(HMM_DMIRROR_READ, buf, out, size, mem);
 		t = now_us() - t;
 	} else if (!strcmp(w, "snapshot")) {
 		t = now_us();
-		dev(HMM_DMIRROR_SNAPSHOT, buf, out, size);
+		dev(HMM_DMIRROR_SNAPSHOT, buf, out, size, mem);
 		t = now_us() - t;
 	} else if (!strcmp(w, "memcpy")) {
 		t = now_us();
@@ -206,6 +321,10 @@ static double run(const char *w, size_t size, int thp)
 	asm volatile("" : : "r" (sink));
 	munmap(buf, size);
 	free(out);
+	if (ret) {
+		mem_failed[mem] = ret;
+		return -1;
+	}
 	return t;
 }
 
@@ -221,7 +340,7 @@ static int cmp_double(const void *a, const void *b)
  * timer interrupt or TLB refill is a large share: time them several times
  * and report the median, so each reported repetition is equally stable.
  */
-static double measure(const char *w, size_t size, int thp)
+static double measure(const char *w, size_t size, enum mem mem)
 {
 	double t[16];
 	int n = size >= (64UL << 20) ? 1 : (int)((64UL << 20) / size);
@@ -229,8 +348,11 @@ static double measure(const char *w, size_t size, int thp)
 
 	if (n > 16)
 		n = 16;
-	for (i = 0; i < n; i++)
-		t[i] = run(w, size, thp);
+	for (i = 0; i < n; i++) {
+		t[i] = run(w, size, mem);
+		if (t[i] < 0)
+			return -1;
+	}
 	qsort(t, n, sizeof(*t), cmp_double);
 	return t[n / 2];
 }
@@ -264,8 +386,10 @@ int main(int argc, char **argv)
 {
 	const char *sizes = "2,32,256", *wl = NULL, *mems = "4k,thp";
 	char *list, *tok;
+	enum mem mem;
+	double us;
 	size_t w;
-	int opt, thp;
+	int opt;
 
 	while ((opt = getopt(argc, argv, "s:w:m:")) != -1) {
 		switch (opt) {
@@ -279,7 +403,7 @@ int main(int argc, char **argv)
 			mems = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,...] [-w workload,...] [-m 4k,thp]\n",
+			fprintf(stderr, "usage: %s [-s MiB,...] [-w workload,...] [-m 4k,thp,64k]\n",
 				argv[0]);
 			return 2;
 		}
@@ -292,28 +416,41 @@ int main(int argc, char **argv)
 		perror("/dev/hmm_dmirror0");
 		return 1;
 	}
+	atexit(mthp_restore);
 	list = strdup(sizes);
 	for (tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
 		size_t size = strtoul(tok, NULL, 0) << 20;
 
-		for (thp = 0; thp < 2; thp++) {
-			if (!selected(mems, thp ? "thp" : "4k"))
+		for (mem = 0; mem < NR_MEM; mem++) {
+			if (!selected(mems, mem_names[mem]))
 				continue;
+			if (mem == MEM_64K)
+				mthp_on();
 			for (w = 0; w < sizeof(workloads) / sizeof(*workloads); w++) {
 				if (!selected(wl, workloads[w]) ||
 				    !strcmp(workloads[w], "fault-latency"))
 					continue;
-				printf("BENCH %s %s %zu %.1f\n", workloads[w],
-				       thp ? "thp" : "4k", size,
-				       measure(workloads[w], size, thp));
+				us = -1;
+				if (!mem_failed[mem] ||
+				    strncmp(workloads[w], "migrate-", 8))
+					us = measure(workloads[w], size, mem);
+				if (us < 0)
+					printf("BENCH-NA %s %s %zu %s\n",
+					       workloads[w], mem_names[mem],
+					       size, strerror(-mem_failed[mem]));
+				else
+					printf("BENCH %s %s %zu %.1f\n",
+					       workloads[w], mem_names[mem],
+					       size, us);
 				fflush(stdout);
 			}
+			mthp_restore();
 		}
 	}
 	free(list);
 	if (selected(wl, "fault-latency") && selected(mems, "thp")) {
 		printf("BENCH fault-latency thp %lu %.1f\n", THP_SIZE,
-		       measure("fault-latency", THP_SIZE, 1));
+		       measure("fault-latency", THP_SIZE, MEM_THP));
 		fflush(stdout);
 	}
 	close(dev_fd);
