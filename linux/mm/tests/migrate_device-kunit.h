@@ -12,11 +12,21 @@
  * which source: a destination must be a folio of the source's order, named
  * by its first page, with MIGRATE_PFN_COMPOUND exactly when that order is
  * not zero.
+ *
+ * The last cases run the three steps on real memory: a private anonymous
+ * mapping in an mm of the test's own (kunit_vm_mmap()), each page written
+ * with a word of its own.  Collection must lock and unmap each page and
+ * describe it in src; finalize without destinations must map every page
+ * back where it was; with destinations the new pages must be mapped in
+ * their place; a page somebody else holds a reference on must be left
+ * out and stay.  The data is read back through the user mapping, and the
+ * page behind each address through get_user_pages_fast().
  */
 #ifndef _MM_TESTS_MIGRATE_DEVICE_KUNIT_H
 #define _MM_TESTS_MIGRATE_DEVICE_KUNIT_H
 
 #include <kunit/test.h>
+#include <linux/mman.h>
 
 #define MDK_START	0x40000000UL
 #define MDK_NPAGES	8
@@ -233,11 +243,194 @@ static void destination_must_match_source_order(struct kunit *test)
 		folio_put(page_folio(spage));
 }
 
+/* The word page @i of a user range holds. */
+static u64 mdk_word(unsigned long i)
+{
+	return 0x6d64657600000000ULL | i;
+}
+
+/*
+ * A private anonymous mapping of MDK_NPAGES pages in the test's own mm,
+ * each page written (so present, writable and exclusive) with its word.
+ */
+static unsigned long mdk_user_range(struct kunit *test)
+{
+	unsigned long addr, i;
+
+	addr = kunit_vm_mmap(test, NULL, 0, MDK_NPAGES * PAGE_SIZE,
+			     PROT_READ | PROT_WRITE,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_TRUE(test, addr && !IS_ERR_VALUE(addr));
+	for (i = 0; i < MDK_NPAGES; i++) {
+		u64 w = mdk_word(i);
+
+		KUNIT_ASSERT_EQ(test, copy_to_user((void __user *)addr +
+						   i * PAGE_SIZE, &w,
+						   sizeof(w)), 0);
+	}
+	return addr;
+}
+
+/* The pfn mapped at @addr of the test's mm, through GUP. */
+static unsigned long mdk_user_pfn(struct kunit *test, unsigned long addr)
+{
+	struct page *page;
+	unsigned long pfn;
+
+	KUNIT_ASSERT_EQ(test, get_user_pages_fast(addr, 1, 0, &page), 1);
+	pfn = page_to_pfn(page);
+	put_page(page);
+	return pfn;
+}
+
+/* Every page of the range still reads its own word. */
+static void mdk_expect_words(struct kunit *test, unsigned long addr)
+{
+	unsigned long i;
+	u64 w;
+
+	for (i = 0; i < MDK_NPAGES; i++) {
+		KUNIT_ASSERT_EQ(test, copy_from_user(&w, (void __user *)addr +
+						     i * PAGE_SIZE,
+						     sizeof(w)), 0);
+		KUNIT_EXPECT_EQ(test, w, mdk_word(i));
+	}
+}
+
+/* Collect [addr, +MDK_NPAGES) of system memory into @args; mmap lock held. */
+static void mdk_setup_user(struct kunit *test, struct mdk_ctx *ctx,
+			   unsigned long addr)
+{
+	struct vm_area_struct *vma = vma_lookup(current->mm, addr);
+
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+	ctx->args.vma = vma;
+	ctx->args.start = addr;
+	ctx->args.end = addr + MDK_NPAGES * PAGE_SIZE;
+	KUNIT_ASSERT_EQ(test, migrate_vma_setup(&ctx->args), 0);
+}
+
+/*
+ * Collection locks and unmaps each page and describes it; finalize with
+ * no destination maps each back at its place, with its data.
+ */
+static void collect_unmaps_finalize_restores(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx(test);
+	unsigned long addr = mdk_user_range(test);
+	unsigned long pfn[MDK_NPAGES], i;
+
+	for (i = 0; i < MDK_NPAGES; i++)
+		pfn[i] = mdk_user_pfn(test, addr + i * PAGE_SIZE);
+
+	mmap_read_lock(current->mm);
+	mdk_setup_user(test, ctx, addr);
+	KUNIT_EXPECT_EQ(test, ctx->args.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct folio *folio = pfn_folio(pfn[i]);
+
+		KUNIT_EXPECT_EQ(test, ctx->src[i],
+				migrate_pfn(pfn[i]) | MIGRATE_PFN_MIGRATE |
+				MIGRATE_PFN_WRITE);
+		KUNIT_EXPECT_TRUE(test, folio_test_locked(folio));
+		KUNIT_EXPECT_FALSE(test, folio_mapped(folio));
+		ctx->dst[i] = 0;
+	}
+	migrate_vma_pages(&ctx->args);
+	migrate_vma_finalize(&ctx->args);
+	mmap_read_unlock(current->mm);
+
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + i * PAGE_SIZE),
+				pfn[i]);
+	mdk_expect_words(test, addr);
+}
+
+/*
+ * With a destination for each page the new pages are mapped in place of
+ * the old ones, and the data the caller copied is what the user reads.
+ */
+static void pages_finalize_maps_destinations(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx(test);
+	unsigned long addr = mdk_user_range(test);
+	unsigned long pfn[MDK_NPAGES], i;
+
+	mmap_read_lock(current->mm);
+	mdk_setup_user(test, ctx, addr);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
+
+		KUNIT_ASSERT_NOT_NULL(test, dpage);
+		lock_page(dpage);
+		copy_highpage(dpage, migrate_pfn_to_page(ctx->src[i]));
+		pfn[i] = page_to_pfn(dpage);
+		ctx->dst[i] = migrate_pfn(pfn[i]);
+	}
+	migrate_vma_pages(&ctx->args);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_TRUE(test, ctx->src[i] & MIGRATE_PFN_MIGRATE);
+	migrate_vma_finalize(&ctx->args);
+	mmap_read_unlock(current->mm);
+
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + i * PAGE_SIZE),
+				pfn[i]);
+	mdk_expect_words(test, addr);
+}
+
+/*
+ * A page with a reference the walk cannot explain (a GUP reference here)
+ * is left out of the migration, and stays mapped where it was, while
+ * the others move.
+ */
+static void referenced_page_stays(struct kunit *test)
+{
+	const unsigned long held = 3;
+	struct mdk_ctx *ctx = mdk_ctx(test);
+	unsigned long addr = mdk_user_range(test);
+	unsigned long i, pfn;
+	struct page *page;
+
+	KUNIT_ASSERT_EQ(test, get_user_pages_fast(addr + held * PAGE_SIZE, 1,
+						  0, &page), 1);
+	pfn = page_to_pfn(page);
+
+	mmap_read_lock(current->mm);
+	mdk_setup_user(test, ctx, addr);
+	KUNIT_EXPECT_FALSE(test, ctx->src[held] & MIGRATE_PFN_MIGRATE);
+	KUNIT_EXPECT_EQ(test, ctx->args.cpages, MDK_NPAGES - 1);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage;
+
+		ctx->dst[i] = 0;
+		if (!(ctx->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
+		KUNIT_ASSERT_NOT_NULL(test, dpage);
+		lock_page(dpage);
+		copy_highpage(dpage, migrate_pfn_to_page(ctx->src[i]));
+		ctx->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+	migrate_vma_pages(&ctx->args);
+	migrate_vma_finalize(&ctx->args);
+	mmap_read_unlock(current->mm);
+
+	KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + held * PAGE_SIZE),
+			pfn);
+	KUNIT_EXPECT_TRUE(test, page_mapped(page));
+	put_page(page);
+	mdk_expect_words(test, addr);
+}
+
 static struct kunit_case migrate_device_test_cases[] = {
 	KUNIT_CASE(well_formed_request_passes_checks),
 	KUNIT_CASE_PARAM(refuses_malformed_request, mdk_bad_gen_params),
 	KUNIT_CASE_PARAM(destination_must_match_source_order,
 			 mdk_fit_gen_params),
+	KUNIT_CASE(collect_unmaps_finalize_restores),
+	KUNIT_CASE(pages_finalize_maps_destinations),
+	KUNIT_CASE(referenced_page_stays),
 	{}
 };
 
