@@ -2378,6 +2378,82 @@ static void mthp_to_device(struct __test_metadata *_metadata,
 }
 
 /*
+ * Everything of @b still on the device back by command, @s0 the counters
+ * taken when it went in: @whole folios of @order and @single pages move,
+ * and after them the device has freed every page it took for @b, those
+ * moved and those dropped on the way.
+ */
+static void mthp_back_by_cmd(struct __test_metadata *_metadata,
+			     struct _test_data_hmm *self, struct tbuf *b,
+			     const struct hmm_dmirror_stats *s0,
+			     unsigned int order, long whole, long single)
+{
+	struct hmm_dmirror_stats s1;
+	struct hmm_dmirror_cmd c;
+
+	ASSERT_EQ(0, tb_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, b, &c));
+	ASSERT_EQ((whole << order) + single, c.cpages);
+	stats_get(_metadata, self->fd, self->stats, &s1);
+	if (self->stats) {
+		moved_as(_metadata, s0, &s1, false, order, whole, single);
+		ASSERT_EQ(s0->pages_in_use - b->npages, s1.pages_in_use);
+	}
+}
+
+/*
+ * Move the @size bytes at @from with mremap() to @off bytes past an
+ * @align-aligned address inside a fresh PROT_NONE reservation of @size +
+ * 2 * @align bytes, returned in *@resv for the caller to unmap. The new
+ * address, or NULL.
+ */
+static char *mremap_at(void *from, size_t size, size_t align, size_t off,
+		       char **resv)
+{
+	char *r = mmap(NULL, size + 2 * align, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *to;
+
+	if (r == MAP_FAILED)
+		return NULL;
+	*resv = r;
+	to = (char *)(((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1));
+	to += off;
+	if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to)
+		return NULL;
+	return to;
+}
+
+/*
+ * How many of the @npages pages at @addr have pagemap entries whose bits
+ * under @mask are @want, or -errno. Reads into the stack, allocating
+ * nothing, so that it can stand between two readings of RSS.
+ */
+static long pagemap_count(void *addr, unsigned long npages, size_t ps,
+			  uint64_t mask, uint64_t want)
+{
+	off_t at = (uintptr_t)addr / ps * sizeof(uint64_t);
+	unsigned long i, n, done;
+	uint64_t pm[64];
+	long count = 0;
+	int fd = open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	for (done = 0; done < npages; done += n) {
+		n = npages - done < 64 ? npages - done : 64;
+		if (pread(fd, pm, n * sizeof(*pm), at + done * sizeof(*pm)) !=
+		    (ssize_t)(n * sizeof(*pm))) {
+			count = -EIO;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			count += (pm[i] & mask) == want;
+	}
+	close(fd);
+	return count;
+}
+
+/*
  * Whole folios of each size go to the device and back by command. The
  * device reports the order of each (the CPU's view, from kpageflags,
  * agrees); a private unit takes each folio as one device folio of that
@@ -2948,7 +3024,7 @@ TEST_F(hmm, mthp_folio_order_report)
 		uint32_t seed = 491 + i;
 		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
 		struct hmm_dmirror_cmd c;
-		char *resv, *to, *last;
+		char *resv, *to;
 
 		orders_all(_metadata, self->fd, b->cpu, b->npages, order);
 		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
@@ -2964,14 +3040,9 @@ TEST_F(hmm, mthp_folio_order_report)
 			   order);
 
 		/* the last folio moved one page off its alignment */
-		resv = mmap(NULL, 3 * fs, PROT_NONE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		ASSERT_NE(MAP_FAILED, resv);
-		to = (char *)(((uintptr_t)resv + fs - 1) & ~(uintptr_t)(fs - 1));
-		to += self->ps;
-		last = tb_page(b, self->ps, 3 * per);
-		ASSERT_EQ(to, mremap(last, fs, fs, MREMAP_MAYMOVE | MREMAP_FIXED,
-				     to));
+		to = mremap_at(tb_page(b, self->ps, 3 * per), fs, fs, self->ps,
+			       &resv);
+		ASSERT_NE(NULL, to);
 		orders_all(_metadata, self->fd, to, per, 0);
 		ASSERT_EQ(-1, pattern_check_from(to, fs, seed, 3 * fs));
 		ASSERT_EQ(0, munmap(resv, 3 * fs));
@@ -2992,6 +3063,193 @@ TEST_F(hmm, mthp_folio_order_report)
 						 2 * fs, seed, fs));
 		tbuf_free(b);
 	}
+}
+
+/*
+ * MADV_DONTNEED of the second half of folio 1 and of all of folio 2 while
+ * they are on the device: the device sees no page there any more, folio
+ * 1's first half is reported page by page, folios 0 and 3 whole (on a
+ * private unit). Folio 2 is freed at once; folio 1's dropped half may wait
+ * for the rest of its folio, but no more than was dropped is freed. What
+ * is left comes back by command with its data (folio 1's pages one by
+ * one), the dropped pages read as zeroes, and then every page the device
+ * took is free again.
+ */
+TEST_F(hmm, mthp_device_folio_dontneed)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		unsigned long per = 1UL << order, cut = per + per / 2, p;
+		unsigned long drop = 3 * per - cut, freed;
+		uint32_t seed = 500 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		unsigned char *ord = malloc(b->npages);
+
+		ASSERT_NE(NULL, ord);
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(0, madvise(tb_page(b, self->ps, cut),
+				     drop * self->ps, MADV_DONTNEED));
+		for (p = 0; p < b->npages; p++) {
+			bool gone = p >= cut && p < 3 * per;
+
+			ord[p] = gone ? HMM_DMIRROR_ORDER_NONE :
+				 whole && (p < per || p >= 3 * per) ? order : 0;
+		}
+		orders_cmp(_metadata, self->fd, b->cpu, b->npages, ord, false);
+		snap_all(_metadata, self->fd, tb_page(b, self->ps, cut), drop,
+			 SNAP_NONE);
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		freed = s0.pages_in_use - s1.pages_in_use;
+		if (self->stats) {
+			ASSERT_LE(whole ? per : drop, freed);
+			ASSERT_GE(drop, freed);
+		}
+
+		mthp_back_by_cmd(_metadata, self, b, &s0, order,
+				 whole ? MTHP_NR - 2 : 0,
+				 whole ? cut - per : b->npages - drop);
+		ASSERT_EQ(-1, pattern_check(b->cpu, cut * self->ps, seed));
+		ASSERT_EQ(-1, bytes_check(tb_page(b, self->ps, cut),
+					  drop * self->ps, 0));
+		ASSERT_EQ(-1, pattern_check_from(tb_page(b, self->ps, 3 * per),
+						 per * self->ps, seed,
+						 3 * per * self->ps));
+		free(ord);
+		tbuf_free(b);
+	}
+}
+
+/*
+ * mremap() of a buffer of device folios, to a place aligned to the folio
+ * size and to one a page past such a place (each size in turn, aligned
+ * first). The entries move as they are: a private unit's folios are still
+ * reported whole at the aligned place, page by page at the other. The CPU
+ * reads the data at the new place, which brings a private unit's pages
+ * back (whole folios after an aligned move) and frees the device's pages;
+ * a coherent unit's pages are read where they are.
+ */
+TEST_F(hmm, mthp_device_folio_mremap)
+{
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0, s1;
+	unsigned int i;
+
+	for (i = 0; i < 2 * ARRAY_SIZE(mthp_kb); i++) {
+		unsigned long kb = mthp_kb[i / 2];
+		unsigned int order = kb_order(kb, self->ps);
+		bool aligned = !(i % 2);
+		uint32_t seed = 510 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, kb, seed);
+		char *resv, *to;
+
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		to = mremap_at(b->cpu, b->size, kb << 10,
+			       aligned ? 0 : self->ps, &resv);
+		ASSERT_NE(NULL, to) TH_LOG("mremap: %s", strerror(errno));
+		b->cpu = to;
+		snap_all(_metadata, self->fd, b->cpu, b->npages,
+			 snap_local(variant, true));
+		orders_all(_metadata, self->fd, b->cpu, b->npages,
+			   whole && aligned ? order : 0);
+
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed))
+			TH_LOG("%s move", aligned ? "aligned" : "unaligned");
+		stats_get(_metadata, self->fd, self->stats, &s1);
+		if (self->stats && whole && aligned)
+			moved_as(_metadata, &s0, &s1, false, order, MTHP_NR, 0);
+		if (self->stats) {
+			ASSERT_EQ(whole ? b->npages : 0,
+				  s1.to_system - s0.to_system);
+			ASSERT_EQ(s0.pages_in_use - (whole ? b->npages : 0),
+				  s1.pages_in_use);
+		}
+		if (whole && aligned)
+			cpu_folios_are(_metadata, b, self->ps, kb, 0, MTHP_NR,
+				       order);
+		ASSERT_EQ(0, munmap(resv, b->size + 2 * (kb << 10)));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * Device folios in RSS and pagemap. As rss_follows_migration has it for
+ * small pages, a page on the device of either kind stays in the process's
+ * anonymous RSS, and in its mapping's Rss; pagemap shows a private unit's
+ * pages as swap-format entries (device-private entries) and a coherent
+ * unit's as present. Back by command, RSS has not moved and every page is
+ * present.
+ */
+TEST_F(hmm, mthp_device_folio_rss_pagemap)
+{
+	const uint64_t mask = PM_PRESENT | PM_SWAP;
+	bool whole = !variant->coherent;
+	struct hmm_dmirror_stats s0;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		uint32_t seed = 520 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+		long r0;
+
+		/* in place before r0: what the driver writes, what calls use */
+		tb_touch_dev(b);
+		ASSERT_EQ(b->size >> 10, smaps_kb(b->cpu, "Rss"));
+		ASSERT_EQ(b->npages, pagemap_count(b->cpu, b->npages, self->ps,
+						   mask, PM_PRESENT));
+		r0 = rss_anon_pages(self->ps);
+
+		mthp_to_device(_metadata, self, b, seed, &s0);
+		ASSERT_EQ(r0, rss_anon_pages(self->ps));
+		ASSERT_EQ(b->size >> 10, smaps_kb(b->cpu, "Rss"));
+		ASSERT_EQ(b->npages, pagemap_count(b->cpu, b->npages, self->ps,
+						   mask,
+						   whole ? PM_SWAP : PM_PRESENT));
+
+		mthp_back_by_cmd(_metadata, self, b, &s0, order,
+				 whole ? MTHP_NR : 0, whole ? 0 : b->npages);
+		ASSERT_EQ(r0, rss_anon_pages(self->ps));
+		ASSERT_EQ(b->npages, pagemap_count(b->cpu, b->npages, self->ps,
+						   mask, PM_PRESENT));
+		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+		tbuf_free(b);
+	}
+}
+
+/*
+ * munmap() of a whole buffer of device folios frees every page the device
+ * took for it, at once and without bringing any back; the range is then
+ * unknown to the device.
+ */
+TEST_F(hmm, mthp_device_folio_munmap)
+{
+	struct hmm_dmirror_stats s0, s1, s2;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(mthp_kb); i++) {
+		unsigned int order = kb_order(mthp_kb[i], self->ps);
+		uint32_t seed = 530 + i;
+		struct tbuf *b = mthp_buf(_metadata, self, mthp_kb[i], seed);
+
+		stats_get(_metadata, self->fd, self->stats, &s0);
+		mthp_to_device(_metadata, self, b, seed, &s1);
+		ASSERT_EQ(0, munmap(b->cpu, b->size));
+		stats_get(_metadata, self->fd, self->stats, &s2);
+		if (self->stats) {
+			moved_whole(_metadata, variant, &s0, &s1, true, order,
+				    MTHP_NR);
+			ASSERT_EQ(b->npages, s1.pages_in_use - s0.pages_in_use);
+			ASSERT_EQ(s0.pages_in_use, s2.pages_in_use);
+			ASSERT_EQ(s1.to_system, s2.to_system);
+		}
+		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_ERR);
+		tbuf_free(b);
+	}
+	device_sane(_metadata, self->fd, self->ps);
 }
 
 /* ------------------------------------------------------------------ */
