@@ -526,13 +526,13 @@ static void dmirror_folio_split(struct folio *head, struct folio *tail)
  * DMIRROR_PT_WRITE if the device may write the page and DMIRROR_PT_EXCL if
  * it holds the page exclusively (make_device_exclusive_range()).
  *
- * A huge device folio of this unit, mapped whole where it is naturally
- * aligned, is mirrored by one multi-index entry covering its
- * DMIRROR_MIGRATE_BATCH pages, as a device maps it with one large page
- * table entry: the entry holds the pfn of its first page and
- * DMIRROR_PT_HUGE.  Storing it, looking it up and dropping it cost one
- * xarray operation instead of one per page.  When a single page of it
- * changes, the entry is broken up into one entry per page first.
+ * A large folio, mapped whole where it is naturally aligned, is mirrored
+ * by one multi-index entry covering all its pages, as a device with large
+ * pages maps it with one page table entry: the entry holds the pfn of its
+ * first page and the folio's order.  Storing it, looking it up and
+ * dropping it cost one xarray operation instead of one per page.  When a
+ * single page of it changes, the entry is broken up into one entry per
+ * page first.
  */
 struct dmirror {
 	struct dmirror_device		*mdevice;
@@ -545,8 +545,9 @@ struct dmirror {
 
 #define DMIRROR_PT_WRITE	BIT(0)
 #define DMIRROR_PT_EXCL		BIT(1)
-#define DMIRROR_PT_HUGE		BIT(2)
-#define DMIRROR_PT_SHIFT	3
+#define DMIRROR_PT_ORDER_SHIFT	2	/* then 4 bits of folio order */
+#define DMIRROR_PT_ORDER_MASK	0xfUL
+#define DMIRROR_PT_SHIFT	6
 
 static void *dmirror_pt_entry(unsigned long pfn, unsigned long bits)
 {
@@ -558,34 +559,46 @@ static bool dmirror_pt_test(void *entry, unsigned long bit)
 	return xa_to_value(entry) & bit;
 }
 
+/* The order of the folio a mirror entry covers; 0 for a page entry. */
+static unsigned int dmirror_pt_order(void *entry)
+{
+	return (xa_to_value(entry) >> DMIRROR_PT_ORDER_SHIFT) &
+	       DMIRROR_PT_ORDER_MASK;
+}
+
+/* The first index of the entry @entry, found at @index. */
+static unsigned long dmirror_pt_base(void *entry, unsigned long index)
+{
+	return ALIGN_DOWN(index, 1UL << dmirror_pt_order(entry));
+}
+
 /* The page entry @entry, found at index @index, maps there. */
 static struct page *dmirror_pt_page(void *entry, unsigned long index)
 {
 	unsigned long pfn = xa_to_value(entry) >> DMIRROR_PT_SHIFT;
 
-	if (dmirror_pt_test(entry, DMIRROR_PT_HUGE))
-		pfn += index & (DMIRROR_MIGRATE_BATCH - 1);
-	return pfn_to_page(pfn);
+	return pfn_to_page(pfn + index - dmirror_pt_base(entry, index));
 }
 
 /*
- * Replace the huge entry @entry, found at @index, by one entry per page
- * for the pages outside [@first, @last].  Those stores may fail for want
- * of memory: the mirror then forgets the pages, which the device faults
- * in again when it needs them.
+ * Replace the multi-index entry @entry, found at @index, by one entry per
+ * page for the pages outside [@first, @last].  Those stores may fail for
+ * want of memory: the mirror then forgets the pages, which the device
+ * faults in again when it needs them.
  */
 static void dmirror_pt_unhuge(struct dmirror *dmirror, unsigned long index,
 			      void *entry, unsigned long first,
 			      unsigned long last)
 {
-	unsigned long base = ALIGN_DOWN(index, DMIRROR_MIGRATE_BATCH);
+	unsigned long base = dmirror_pt_base(entry, index);
+	unsigned long nr = 1UL << dmirror_pt_order(entry);
 	unsigned long bits = xa_to_value(entry) &
 			     (DMIRROR_PT_WRITE | DMIRROR_PT_EXCL);
 	unsigned long pfn = xa_to_value(entry) >> DMIRROR_PT_SHIFT;
 	unsigned long i;
 
 	xa_erase(&dmirror->pt, base);
-	for (i = 0; i < DMIRROR_MIGRATE_BATCH; i++) {
+	for (i = 0; i < nr; i++) {
 		if (base + i >= first && base + i <= last)
 			continue;
 		if (xa_is_err(xa_store(&dmirror->pt, base + i,
@@ -597,8 +610,8 @@ static void dmirror_pt_unhuge(struct dmirror *dmirror, unsigned long index,
 
 /*
  * Mirror page @index as @pfn with @bits; 0 or a negative error.  One walk
- * looks and stores, unless a huge entry covers @index: a store into a
- * multi-index entry would overwrite all of it, so it is broken up first.
+ * looks and stores, unless a multi-index entry covers @index: a store
+ * into it would overwrite all of it, so it is broken up first.
  */
 static int dmirror_pt_set(struct dmirror *dmirror, unsigned long index,
 			  unsigned long pfn, unsigned long bits)
@@ -610,11 +623,11 @@ static int dmirror_pt_set(struct dmirror *dmirror, unsigned long index,
 	do {
 		xas_lock(&xas);
 		old = xas_load(&xas);
-		if (!old || !dmirror_pt_test(old, DMIRROR_PT_HUGE))
+		if (!old || !dmirror_pt_order(old))
 			xas_store(&xas, dmirror_pt_entry(pfn, bits));
 		xas_unlock(&xas);
 	} while (xas_nomem(&xas, GFP_ATOMIC | __GFP_NOWARN));
-	if (!old || !dmirror_pt_test(old, DMIRROR_PT_HUGE))
+	if (!old || !dmirror_pt_order(old))
 		return xas_error(&xas);
 
 	dmirror_pt_unhuge(dmirror, index, old, index, index);
@@ -624,20 +637,21 @@ static int dmirror_pt_set(struct dmirror *dmirror, unsigned long index,
 }
 
 /*
- * Mirror the DMIRROR_MIGRATE_BATCH pages from the naturally aligned
- * @index with one huge entry, for the huge folio at @pfn.
+ * Mirror the 2^@order pages from the naturally aligned @index with one
+ * entry, for the folio of that order at @pfn.
  */
 static int dmirror_pt_set_huge(struct dmirror *dmirror, unsigned long index,
-			       unsigned long pfn, unsigned long bits)
+			       unsigned long pfn, unsigned long bits,
+			       unsigned int order)
 {
 	void *old;
 
 	lockdep_assert_held(&dmirror->lock);
-	if (!IS_ENABLED(CONFIG_XARRAY_MULTI))
+	if (!IS_ENABLED(CONFIG_XARRAY_MULTI) || order > DMIRROR_PT_ORDER_MASK)
 		return -EINVAL;
-	old = xa_store_range(&dmirror->pt, index,
-			     index + DMIRROR_MIGRATE_BATCH - 1,
-			     dmirror_pt_entry(pfn, bits | DMIRROR_PT_HUGE),
+	old = xa_store_range(&dmirror->pt, index, index + (1UL << order) - 1,
+			     dmirror_pt_entry(pfn, bits |
+					      (order << DMIRROR_PT_ORDER_SHIFT)),
 			     GFP_ATOMIC | __GFP_NOWARN);
 	return xa_is_err(old) ? xa_err(old) : 0;
 }
@@ -651,7 +665,7 @@ static bool dmirror_page_is_local(struct dmirror *dmirror, struct page *page)
 
 /*
  * Mirror @n pages of one folio from @page on, in order, at @index: with
- * one huge entry when they are a whole huge folio at a naturally aligned
+ * one entry when they are a whole large folio at a naturally aligned
  * index, else (or if that store fails) one entry per page.
  */
 static int dmirror_pt_set_run(struct dmirror *dmirror, unsigned long index,
@@ -659,12 +673,12 @@ static int dmirror_pt_set_run(struct dmirror *dmirror, unsigned long index,
 			      unsigned long bits)
 {
 	unsigned long i, pfn = page_to_pfn(page);
+	struct folio *folio = page_folio(page);
 	int ret = 0;
 
-	if (n == DMIRROR_MIGRATE_BATCH &&
-	    IS_ALIGNED(index, DMIRROR_MIGRATE_BATCH) &&
-	    folio_nr_pages(page_folio(page)) == n &&
-	    !dmirror_pt_set_huge(dmirror, index, pfn, bits))
+	if (n > 1 && folio_nr_pages(folio) == n && IS_ALIGNED(index, n) &&
+	    !dmirror_pt_set_huge(dmirror, index, pfn, bits,
+				 folio_order(folio)))
 		return 0;
 	for (i = 0; !ret && i < n; i++)
 		ret = dmirror_pt_set(dmirror, index + i, pfn + i, bits);
@@ -672,8 +686,8 @@ static int dmirror_pt_set_run(struct dmirror *dmirror, unsigned long index,
 }
 
 /*
- * Drop every mirror entry of [start, end); a huge entry reaching out of
- * the range keeps its other pages, one entry each.
+ * Drop every mirror entry of [start, end); a multi-index entry reaching
+ * out of the range keeps its other pages, one entry each.
  */
 static void dmirror_pt_clear(struct dmirror *dmirror, unsigned long start,
 			     unsigned long end)
@@ -684,12 +698,12 @@ static void dmirror_pt_clear(struct dmirror *dmirror, unsigned long start,
 
 	lockdep_assert_held(&dmirror->lock);
 	xa_for_each_range(&dmirror->pt, index, entry, first, last) {
-		unsigned long base = ALIGN_DOWN(index, DMIRROR_MIGRATE_BATCH);
+		unsigned long base = dmirror_pt_base(entry, index);
+		unsigned long nr = 1UL << dmirror_pt_order(entry);
 
-		if (!dmirror_pt_test(entry, DMIRROR_PT_HUGE))
+		if (nr == 1)
 			xa_erase(&dmirror->pt, index);
-		else if (base >= first &&
-			 base + DMIRROR_MIGRATE_BATCH - 1 <= last)
+		else if (base >= first && base + nr - 1 <= last)
 			xa_erase(&dmirror->pt, base);
 		else
 			dmirror_pt_unhuge(dmirror, index, entry, first, last);
