@@ -6633,22 +6633,44 @@ static void memcg_sample(const char *cg, char *scratch, size_t scratch_size,
 }
 
 /*
+ * @n untouched pages of anonymous memory for memcg_child(): 4 KiB pages
+ * (@fsize == @ps), or room for folios of @fsize bytes, aligned to it, that
+ * a fault will allocate (the knobs set by the caller allow that size).
+ */
+static struct tbuf *memcg_buf(size_t ps, unsigned long n, size_t fsize)
+{
+	struct tbuf *b;
+
+	if (fsize == ps)
+		return tbuf_anon(ps, n, RW);
+	b = tbuf_mthp(ps, fsize, n * ps / fsize, 0);
+	if (b && madvise(b->cpu, b->size, MADV_DONTNEED)) {
+		tbuf_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/*
  * The child of memcg_follows_migration, in cgroup @cg: what is charged
- * there as its pages move to device @unit and back. "anon" is exact.
+ * there as its pages, in folios of @fsize bytes, move to device @unit and
+ * back. "anon" is exact.
  * memory.current also counts charges that stand for no page of ours:
  * each CPU's charge stock (up to MEMCG_CHARGE_BATCH pages), freed pages
  * still held by a CPU's LRU batch (FOLIO_BATCH), the page tables of the
  * buffers and kernel objects; that is its slack, a few percent of the
  * MEMCG_PAGES that move.
  */
-static void memcg_child(const char *cg, int unit, size_t ps)
+static void memcg_child(const char *cg, int unit, size_t ps, size_t fsize)
 {
 	const long n = MEMCG_PAGES;
 	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
 	long slack = ncpus * (MEMCG_CHARGE_BATCH + FOLIO_BATCH) + 32;
 	size_t scratch_size = ncpus * MEMCG_CHARGE_BATCH * ps;
+	struct hmm_dmirror_stats st0, st1;
 	struct memcg_sample s0, s1, s;
 	struct hmm_dmirror_cmd c;
+	unsigned int order;
 	struct tbuf *b, *h;
 	char path[128], pid[16];
 	char *scratch;
@@ -6661,8 +6683,8 @@ static void memcg_child(const char *cg, int unit, size_t ps)
 	close(fd);
 
 	fd = dev_open(unit);
-	b = tbuf_anon(ps, n, RW);
-	h = tbuf_anon(ps, n, RW);
+	b = memcg_buf(ps, n, fsize);
+	h = memcg_buf(ps, n, fsize);
 	scratch = mmap(NULL, scratch_size, RW, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 	CHILD_CHECK(fd >= 0 && b && h && scratch != MAP_FAILED);
@@ -6678,8 +6700,14 @@ static void memcg_child(const char *cg, int unit, size_t ps)
 		     slack);
 
 	/* The charge moves to the device page with the data. */
+	CHILD_CHECK(!ioctl(fd, HMM_DMIRROR_STATS, &st0));
 	CHILD_CHECK(!tb_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, b, &c));
 	CHILD_CHECK(c.cpages == (unsigned long)n);
+	CHILD_CHECK(!ioctl(fd, HMM_DMIRROR_STATS, &st1));
+	/* a private unit takes the folios whole, a coherent one page by page */
+	order = unit < 2 ? __builtin_ctzl(fsize / ps) : 0;
+	CHILD_CHECK(st1.folios_to_device[order] - st0.folios_to_device[order] ==
+		    n >> order);
 	memcg_sample(cg, scratch, scratch_size, ps, &s);
 	child_expect("anon on the device", s.anon, s1.anon, 0);
 	child_expect("current on the device", s.current, s1.current, slack);
@@ -6721,7 +6749,8 @@ static void memcg_child(const char *cg, int unit, size_t ps)
  * device (neither is on an LRU list, which only the active/inactive
  * counters would show).
  */
-TEST_F_TIMEOUT(hmm, memcg_follows_migration, 180)
+static void memcg_run(struct __test_metadata *_metadata, int unit,
+		      size_t ps, size_t fsize)
 {
 	char cg[64], path[96];
 	int status, gone;
@@ -6739,11 +6768,33 @@ TEST_F_TIMEOUT(hmm, memcg_follows_migration, 180)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
-		memcg_child(cg, variant->unit, self->ps);
+		memcg_child(cg, unit, ps, fsize);
 	status = child_wait(pid);
 	gone = rmdir(cg) ? -errno : 0;
 	ASSERT_EQ(0, status);
 	ASSERT_EQ(0, gone);
+}
+
+TEST_F_TIMEOUT(hmm, memcg_follows_migration, 180)
+{
+	memcg_run(_metadata, variant->unit, self->ps, self->ps);
+}
+
+/*
+ * The same with large folios: 64 KiB ones and THPs, which move to a
+ * private device whole (a coherent one takes them page by page).  The
+ * charge of a folio is handed over whole, and empty slots filled with a
+ * device folio are charged for each of its pages.
+ */
+TEST_F_TIMEOUT(hmm, memcg_follows_large_folios, 300)
+{
+	static const unsigned long kb[] = { 64, 2048 };
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(kb); i++) {
+		mthp_only(_metadata, kb[i]);
+		memcg_run(_metadata, variant->unit, self->ps, kb[i] << 10);
+	}
 }
 
 /* ------------------------------------------------------------------ */
