@@ -80,7 +80,7 @@ def summarise(cells):
                          stock_spread=spread((wl, mem, size, 'stock')),
                          ours_spread=spread((wl, mem, size, 'ours')),
                          ratio=div(s, o), vs_memcpy=div(mc, o), base=base,
-                         n=min(len(cells.get((wl, mem, size, 'stock'), [])),
+                         n=min(len(cells.get((wl, base, size, 'stock'), [])),
                                len(cells.get((wl, mem, size, 'ours'), [])))))
     return rows
 

@@ -1867,8 +1867,7 @@ static u8 dmirror_snap_byte(struct dmirror_device *mdevice,
 }
 
 /* The HMM_DMIRROR_FOLIO_ORDERS byte of one hmm_range_fault() result. */
-static u8 dmirror_order_byte(struct dmirror_device *mdevice,
-			     unsigned long hmm_pfn)
+static u8 dmirror_order_byte(unsigned long hmm_pfn)
 {
 	if ((hmm_pfn & HMM_PFN_ERROR) || !(hmm_pfn & HMM_PFN_VALID))
 		return HMM_DMIRROR_ORDER_NONE;
@@ -1876,8 +1875,8 @@ static u8 dmirror_order_byte(struct dmirror_device *mdevice,
 }
 
 /*
- * HMM_DMIRROR_SNAPSHOT and HMM_DMIRROR_FOLIO_ORDERS: one byte per page,
- * made by @byte, describing the CPU's mapping as the device would find it,
+ * HMM_DMIRROR_SNAPSHOT and HMM_DMIRROR_FOLIO_ORDERS (@orders): one byte
+ * per page describing the CPU's mapping as the device would find it,
  * without faulting anything in (the mirror is left untouched too).  It
  * looks a huge page's worth at a time, so that a large folio mapped by
  * PTEs is seen whole and reported with its order, unless the file set
@@ -1885,9 +1884,7 @@ static u8 dmirror_order_byte(struct dmirror_device *mdevice,
  */
 static int dmirror_describe(struct dmirror *dmirror,
 			    struct hmm_dmirror_cmd *cmd,
-			    struct dmirror_work *work,
-			    u8 (*byte)(struct dmirror_device *mdevice,
-				       unsigned long hmm_pfn))
+			    struct dmirror_work *work, bool orders)
 {
 	unsigned long start = cmd->addr;
 	unsigned long end = start + (cmd->npages << PAGE_SHIFT);
@@ -1904,8 +1901,15 @@ static int dmirror_describe(struct dmirror *dmirror,
 						req);
 		if (ret)
 			return ret;
-		for (i = 0; i < n; i++)
-			work->snap[i] = byte(dmirror->mdevice, work->pfns[i]);
+		/* a test per step, not an indirect call per page */
+		if (orders) {
+			for (i = 0; i < n; i++)
+				work->snap[i] = dmirror_order_byte(work->pfns[i]);
+		} else {
+			for (i = 0; i < n; i++)
+				work->snap[i] = dmirror_snap_byte(dmirror->mdevice,
+								  work->pfns[i]);
+		}
 		mutex_unlock(&dmirror->lock);
 
 		if (copy_to_user(uptr + ((addr - start) >> PAGE_SHIFT),
@@ -1920,14 +1924,14 @@ static int dmirror_snapshot(struct dmirror *dmirror,
 			    struct hmm_dmirror_cmd *cmd,
 			    struct dmirror_work *work)
 {
-	return dmirror_describe(dmirror, cmd, work, dmirror_snap_byte);
+	return dmirror_describe(dmirror, cmd, work, false);
 }
 
 static int dmirror_folio_orders(struct dmirror *dmirror,
 				struct hmm_dmirror_cmd *cmd,
 				struct dmirror_work *work)
 {
-	return dmirror_describe(dmirror, cmd, work, dmirror_order_byte);
+	return dmirror_describe(dmirror, cmd, work, true);
 }
 
 /* ------------------------------------------------------------------ */
