@@ -311,6 +311,46 @@ static void mdk_setup_user(struct kunit *test, struct mdk_ctx *ctx,
 }
 
 /*
+ * Give each collected entry a new system page holding a copy of its
+ * data, as a driver moving memory between two places would; the other
+ * entries get none.
+ */
+static void mdk_give_destinations(struct kunit *test, struct mdk_ctx *ctx)
+{
+	unsigned long i;
+
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage;
+
+		ctx->dst[i] = 0;
+		if (!(ctx->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
+		KUNIT_ASSERT_NOT_NULL(test, dpage);
+		lock_page(dpage);
+		copy_highpage(dpage, migrate_pfn_to_page(ctx->src[i]));
+		ctx->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+}
+
+/*
+ * Finalize the migration of @ctx, drop the mmap lock, and expect page @i
+ * of the range at @addr to be @pfn[i] and to read its word.
+ */
+static void mdk_finalize_expect(struct kunit *test, struct mdk_ctx *ctx,
+				unsigned long addr, const unsigned long *pfn)
+{
+	unsigned long i;
+
+	migrate_vma_finalize(&ctx->args);
+	mmap_read_unlock(current->mm);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + i * PAGE_SIZE),
+				pfn[i]);
+	mdk_expect_words(test, addr);
+}
+
+/*
  * Collection locks and unmaps each page and describes it; finalize with
  * no destination maps each back at its place, with its data.
  */
@@ -337,13 +377,7 @@ static void collect_unmaps_finalize_restores(struct kunit *test)
 		ctx->dst[i] = 0;
 	}
 	migrate_vma_pages(&ctx->args);
-	migrate_vma_finalize(&ctx->args);
-	mmap_read_unlock(current->mm);
-
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + i * PAGE_SIZE),
-				pfn[i]);
-	mdk_expect_words(test, addr);
+	mdk_finalize_expect(test, ctx, addr, pfn);
 }
 
 /*
@@ -358,25 +392,13 @@ static void pages_finalize_maps_destinations(struct kunit *test)
 
 	mmap_read_lock(current->mm);
 	mdk_setup_user(test, ctx, addr);
-	for (i = 0; i < MDK_NPAGES; i++) {
-		struct page *dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
-
-		KUNIT_ASSERT_NOT_NULL(test, dpage);
-		lock_page(dpage);
-		copy_highpage(dpage, migrate_pfn_to_page(ctx->src[i]));
-		pfn[i] = page_to_pfn(dpage);
-		ctx->dst[i] = migrate_pfn(pfn[i]);
-	}
+	mdk_give_destinations(test, ctx);
 	migrate_vma_pages(&ctx->args);
-	for (i = 0; i < MDK_NPAGES; i++)
+	for (i = 0; i < MDK_NPAGES; i++) {
 		KUNIT_EXPECT_TRUE(test, ctx->src[i] & MIGRATE_PFN_MIGRATE);
-	migrate_vma_finalize(&ctx->args);
-	mmap_read_unlock(current->mm);
-
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_EQ(test, mdk_user_pfn(test, addr + i * PAGE_SIZE),
-				pfn[i]);
-	mdk_expect_words(test, addr);
+		pfn[i] = page_to_pfn(migrate_pfn_to_page(ctx->dst[i]));
+	}
+	mdk_finalize_expect(test, ctx, addr, pfn);
 }
 
 /*
@@ -389,7 +411,7 @@ static void referenced_page_stays(struct kunit *test)
 	const unsigned long held = 3;
 	struct mdk_ctx *ctx = mdk_ctx(test);
 	unsigned long addr = mdk_user_range(test);
-	unsigned long i, pfn;
+	unsigned long pfn;
 	struct page *page;
 
 	KUNIT_ASSERT_EQ(test, get_user_pages_fast(addr + held * PAGE_SIZE, 1,
@@ -400,18 +422,7 @@ static void referenced_page_stays(struct kunit *test)
 	mdk_setup_user(test, ctx, addr);
 	KUNIT_EXPECT_FALSE(test, ctx->src[held] & MIGRATE_PFN_MIGRATE);
 	KUNIT_EXPECT_EQ(test, ctx->args.cpages, MDK_NPAGES - 1);
-	for (i = 0; i < MDK_NPAGES; i++) {
-		struct page *dpage;
-
-		ctx->dst[i] = 0;
-		if (!(ctx->src[i] & MIGRATE_PFN_MIGRATE))
-			continue;
-		dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
-		KUNIT_ASSERT_NOT_NULL(test, dpage);
-		lock_page(dpage);
-		copy_highpage(dpage, migrate_pfn_to_page(ctx->src[i]));
-		ctx->dst[i] = migrate_pfn(page_to_pfn(dpage));
-	}
+	mdk_give_destinations(test, ctx);
 	migrate_vma_pages(&ctx->args);
 	migrate_vma_finalize(&ctx->args);
 	mmap_read_unlock(current->mm);
