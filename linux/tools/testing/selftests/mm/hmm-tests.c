@@ -2350,6 +2350,22 @@ static void orders_all(struct __test_metadata *_metadata, int fd, void *addr,
 }
 
 /*
+ * Every page of @b, made of folios of @kb KiB, is back in system memory,
+ * writable, in folios of @order (0: split on the way), holding the
+ * pattern of @seed; @b is freed.
+ */
+static void mthp_all_home(struct __test_metadata *_metadata,
+			  struct _test_data_hmm *self, struct tbuf *b,
+			  unsigned long kb, unsigned int order, uint32_t seed)
+{
+	snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
+	cpu_folios_are(_metadata, b, self->ps, kb, 0, MTHP_NR, order);
+	orders_all(_metadata, self->fd, b->cpu, b->npages, order);
+	ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
+	tbuf_free(b);
+}
+
+/*
  * Between @s0 and @s1, into the device (@in) or out of it, @whole folios
  * of @order moved and @single pages of order 0, nothing of another order,
  * and as many pages as that makes.
@@ -2519,13 +2535,8 @@ TEST_F(hmm, mthp_round_trip_ioctl)
 				    MTHP_NR);
 			ASSERT_EQ(s0.pages_in_use - b->npages, s1.pages_in_use);
 		}
-		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
-		cpu_folios_are(_metadata, b, self->ps, mthp_kb[i], 0, MTHP_NR,
-			       whole ? order : 0);
-		orders_all(_metadata, self->fd, b->cpu, b->npages,
-			   whole ? order : 0);
-		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
-		tbuf_free(b);
+		mthp_all_home(_metadata, self, b, mthp_kb[i],
+			      whole ? order : 0, seed);
 	}
 }
 
@@ -2896,13 +2907,8 @@ TEST_F(hmm, mthp_device_folio_evicted)
 			moved_whole(_metadata, variant, &s0, &s1, false, order,
 				    MTHP_NR);
 		}
-		snap_all(_metadata, self->fd, b->cpu, b->npages, SNAP_W);
-		cpu_folios_are(_metadata, b, self->ps, mthp_kb[i], 0, MTHP_NR,
-			       whole ? order : 0);
-		orders_all(_metadata, self->fd, b->cpu, b->npages,
-			   whole ? order : 0);
-		ASSERT_EQ(-1, pattern_check(b->cpu, b->size, seed));
-		tbuf_free(b);
+		mthp_all_home(_metadata, self, b, mthp_kb[i],
+			      whole ? order : 0, seed);
 	}
 }
 
@@ -2910,8 +2916,7 @@ TEST_F(hmm, mthp_device_folio_evicted)
  * HMM_DMIRROR_FLAG_FAIL_ALLOC: no large folio can be had on either side,
  * so folios move as small pages, into the device, out of it by command,
  * and by a CPU fault on a private unit, which splits the device folio
- * and brings back the page touched, and may bring back the rest of the
- * folio with it, but only as small pages.
+ * and brings back only the page touched.
  */
 TEST_F(hmm, mthp_fail_alloc)
 {
