@@ -83,41 +83,6 @@ static int selected(const char *list, const char *name)
 	return 0;
 }
 
-/* Read the first word of sysfs file @path into @buf (size @len); 0 if ok. */
-static int knob_get(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	char *open_br, *close_br;
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fgets(buf, len, f) != NULL;
-	fclose(f);
-	if (!ok)
-		return -1;
-	/* "always [inherit] madvise never": the bracketed word is the value */
-	open_br = strchr(buf, '[');
-	close_br = open_br ? strchr(open_br, ']') : NULL;
-	if (open_br && close_br) {
-		memmove(buf, open_br + 1, close_br - open_br - 1);
-		buf[close_br - open_br - 1] = 0;
-	}
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-static int knob_set(const char *path, const char *val)
-{
-	FILE *f = fopen(path, "w");
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fputs(val, f) >= 0;
-	return fclose(f) || !ok ? -1 : 0;
-}
-
 static const char *const mthp_knobs[] = {
 	MTHP_DIR "hugepages-64kB/enabled", MTHP_DIR "hugepages-2048kB/enabled",
 };

@@ -914,23 +914,11 @@ static pid_t start_hog(size_t bytes)
 static char mthp_was[16];	/* the knob's value before the run, or "" */
 static pid_t mthp_owner;
 
-/* Write @word to the 64 KiB knob; 0 or -errno. */
-static int mthp_put(const char *word)
-{
-	int fd = open(MTHP_64K, O_WRONLY), ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, word, strlen(word)) != (ssize_t)strlen(word))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /* Put the 64 KiB knob back (at the supervisor's exit only). */
 static void mthp_restore(void)
 {
-	if (mthp_was[0] && getpid() == mthp_owner && mthp_put(mthp_was))
+	if (mthp_was[0] && getpid() == mthp_owner &&
+	    knob_set(MTHP_64K, mthp_was))
 		printf("# could not restore %s to %s\n", MTHP_64K, mthp_was);
 }
 
@@ -940,26 +928,16 @@ static void mthp_restore(void)
  */
 static void mthp_enable(void)
 {
-	char buf[128], *o, *c;
-	ssize_t n;
-	int fd = open(MTHP_64K, O_RDONLY), ret;
+	int ret;
 
-	if (fd < 0) {
+	if (knob_get(MTHP_64K, mthp_was, sizeof(mthp_was))) {
+		mthp_was[0] = '\0';
 		printf("# no %s: no 64 KiB folios\n", MTHP_64K);
 		return;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	o = strchr(buf, '[');
-	c = o ? strchr(o, ']') : NULL;
-	if (!c || c - o - 1 >= (long)sizeof(mthp_was))
-		return;
-	memcpy(mthp_was, o + 1, c - o - 1);
-	mthp_was[c - o - 1] = '\0';
 	mthp_owner = getpid();
 	atexit(mthp_restore);
-	ret = mthp_put("madvise");
+	ret = knob_set(MTHP_64K, "madvise");
 	if (ret)
 		printf("# %s: %s\n", MTHP_64K, strerror(-ret));
 	else

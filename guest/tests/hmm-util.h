@@ -72,6 +72,49 @@ static inline uint64_t xorshift64s(uint64_t *s)
 }
 
 /* Open /dev/hmm_dmirror@d; -1 (errno set) on failure. */
+/*
+ * Read the first line of sysfs file @path into @buf (size @len): for a
+ * knob such as "always [inherit] madvise never" the word in brackets.
+ * 0, or -errno.
+ */
+static inline int knob_get(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	char line[256], *w = line, *c;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	line[n] = 0;
+	line[strcspn(line, "\n")] = 0;
+	c = strchr(line, '[') ? strchr(line, ']') : NULL;
+	if (c) {
+		w = strchr(line, '[') + 1;
+		*c = 0;
+	}
+	if (strlen(w) >= len)
+		return -ENOSPC;
+	strcpy(buf, w);
+	return 0;
+}
+
+/* Write @word to sysfs file @path; 0, or -errno. */
+static inline int knob_set(const char *path, const char *word)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, word, strlen(word)) != (ssize_t)strlen(word))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 static inline int dev_open(int d)
 {
 	char path[32];
