@@ -306,37 +306,26 @@ static int hmm_scan_ptes(struct hmm_walker *w, pte_t *ptep,
 }
 
 /*
- * Map the PTE table under @pmdp and report it.  The table is mapped
- * without its lock first and the lock taken after, checking that the PMD
- * still points to the same table (RCU keeps a replaced table readable until
- * pte_unmap()): pte_offset_map_lock() spelled out, as its annotation in
- * <linux/mm.h> tells sparse of the table lock but not of the RCU read lock
- * the map holds, and every unlock would look unbalanced.
+ * Map and lock the PTE table under @pmdp and report it.  Mapped, the table
+ * stays readable under RCU even if a collapse replaces it meanwhile;
+ * pte_offset_map_lock() checks the PMD still points to it once locked.
  */
 static int hmm_walk_pte_table(struct hmm_walker *w, pmd_t *pmdp,
 			      unsigned long addr, unsigned long end,
 			      struct mm_walk *walk)
 {
-	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	spinlock_t *ptl;	/* of the PTE table */
 	pte_t *table;
-	int ret = 0;
+	int ret;
 
-	table = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
+	table = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
 	if (!table) {
 		/* the table went away under us: look at the PMD again */
 		walk->action = ACTION_AGAIN;
 		return 0;
 	}
-	/* the mapping holds rcu_read_lock() until pte_unmap(); tell sparse */
-	__acquire(RCU);
-	spin_lock(ptl);
-	if (pmd_same(pmdval, pmdp_get_lockless(pmdp)))
-		ret = hmm_scan_ptes(w, table, addr, end);
-	else
-		walk->action = ACTION_AGAIN;	/* replaced since mapped */
-	spin_unlock(ptl);
-	pte_unmap(table);
+	ret = hmm_scan_ptes(w, table, addr, end);
+	pte_unmap_unlock(table, ptl);
 	return ret;
 }
 
@@ -374,6 +363,27 @@ static unsigned long hmm_pmd_state(const struct hmm_range *range, pmd_t pmd,
 			      pmd_write(pmd), order, pmd_pfn(pmd), addr, pfn);
 }
 
+/* The entry locked by @ptl changed since it was first read: look again. */
+static int hmm_walk_again(struct mm_walk *walk, spinlock_t *ptl)
+	__releases(ptl)
+{
+	spin_unlock(ptl);
+	walk->action = ACTION_AGAIN;
+	return 0;
+}
+
+/* Report a leaf entry read under @ptl, then drop the lock. */
+static int hmm_report_unlock(struct hmm_walker *w, spinlock_t *ptl,
+			     unsigned long addr, unsigned long end,
+			     unsigned long state, unsigned long pfn)
+	__releases(ptl)
+{
+	int ret = hmm_report(w, addr, end, state, pfn);
+
+	spin_unlock(ptl);
+	return ret;
+}
+
 static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
@@ -381,7 +391,6 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 	unsigned long state, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pmd_t pmd;
-	int ret;
 
 	pmd = pmdp_get_lockless(pmdp);
 	if (pmd_none(pmd))
@@ -391,16 +400,10 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 
 	ptl = pmd_lock(walk->mm, pmdp);
 	pmd = pmdp_get(pmdp);
-	if (!hmm_pmd_is_leaf(pmd)) {
-		/* split or freed since we looked: look again */
-		spin_unlock(ptl);
-		walk->action = ACTION_AGAIN;
-		return 0;
-	}
+	if (!hmm_pmd_is_leaf(pmd))
+		return hmm_walk_again(walk, ptl);	/* split or freed */
 	state = hmm_pmd_state(w->range, pmd, addr, &pfn);
-	ret = hmm_report(w, addr, end, state, pfn);
-	spin_unlock(ptl);
-	return ret;
+	return hmm_report_unlock(w, ptl, addr, end, state, pfn);
 }
 
 #ifdef CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD
@@ -408,30 +411,22 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long addr, unsigned long end,
 static int hmm_walk_pud(pud_t *pudp, unsigned long addr, unsigned long end,
 			struct mm_walk *walk)
 {
-	struct hmm_walker *w = walk->private;
 	unsigned long state, pfn = 0;
 	spinlock_t *ptl;	/* of the entry being read */
 	pud_t pud;
-	int ret;
 
 	if (!pud_leaf(pudp_get(pudp)))
 		return 0;	/* a PMD table: descend */
 
 	ptl = pud_lock(walk->mm, pudp);
 	pud = pudp_get(pudp);
-	if (!pud_leaf(pud)) {
-		spin_unlock(ptl);
-		walk->action = ACTION_AGAIN;
-		return 0;
-	}
+	if (!pud_leaf(pud))
+		return hmm_walk_again(walk, ptl);
 	state = hmm_leaf_state(pud_present(pud), pud_write(pud),
 			       PUD_SHIFT - PAGE_SHIFT, pud_pfn(pud), addr,
 			       &pfn);
-	ret = hmm_report(w, addr, end, state, pfn);
-	spin_unlock(ptl);
-	/* never let the walker split it */
-	walk->action = ACTION_CONTINUE;
-	return ret;
+	walk->action = ACTION_CONTINUE;	/* never let the walker split it */
+	return hmm_report_unlock(walk->private, ptl, addr, end, state, pfn);
 }
 #else
 #define hmm_walk_pud NULL

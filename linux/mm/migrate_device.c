@@ -503,7 +503,7 @@ static bool mvma_collect_compound(struct migrate_vma *migrate,
  * large folio is collected whole when the caller asked for compound
  * entries and mvma_compound_ok() agrees.  Returns where it stopped: @end,
  * or earlier when it met a large folio to split (@large is then set) or
- * could not map the page table (the pmd changed under us).
+ * could not map the page table (it went away: the caller looks again).
  */
 static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 				       struct mm_walk *walk, pmd_t *pmdp,
@@ -513,27 +513,14 @@ static unsigned long mvma_collect_ptes(struct migrate_vma *migrate,
 {
 	struct vm_area_struct *vma = walk->vma;
 	unsigned long first = addr;
-	pmd_t pmdval = pmdp_get_lockless(pmdp);
 	struct folio *undo = NULL;
 	pte_t *start_pte, *ptep;
 	spinlock_t *ptl;	/* of the page table */
 	bool flush = false;
 
-	/*
-	 * pte_offset_map_lock() spelled out (map, lock, check the PMD still
-	 * holds this table): its annotation in <linux/mm.h> tells sparse of
-	 * the table lock but not of the RCU read lock the map holds until
-	 * pte_unmap(), so with it every unlock below would look unbalanced.
-	 */
-	start_pte = pte_offset_map_nolock(walk->mm, pmdp, addr, &ptl);
+	start_pte = pte_offset_map_lock(walk->mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return addr;
-	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
-	spin_lock(ptl);
-	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp))) {
-		pte_unmap_unlock(start_pte, ptl);
-		return addr;
-	}
 	arch_enter_lazy_mmu_mode();
 
 	for (ptep = start_pte; addr < end; addr += PAGE_SIZE, ptep++) {
@@ -722,13 +709,37 @@ static int mvma_split(struct folio *folio, struct page *fault_page,
 }
 
 /*
- * A PMD maps a huge page at @addr.  Turn it into a page table the pte loop
- * can handle.  When compound entries are asked for and the whole PMD is in
- * the range, only the mapping is split: the pte loop collects the folio
- * whole.  Otherwise the folio itself is split when system memory is
- * selected (so its pages can move one by one); if that fails, or system
- * memory is not selected, only the mapping.  Returns false when the rest of
- * the range is to be skipped.
+ * A device-private PMD, @pmd read under @ptl, maps a device folio whole.
+ * If its pages are to move, split the entry into device-private ptes (the
+ * folio stays whole) for the pte loop, and return true; return false to
+ * skip the range.
+ */
+static bool mvma_collect_device_pmd(struct migrate_vma *migrate,
+				    struct mm_walk *walk, pmd_t *pmdp,
+				    unsigned long addr, pmd_t pmd,
+				    spinlock_t *ptl)
+	__releases(ptl)
+{
+	struct page *page = pfn_swap_entry_to_page(pmd_to_swp_entry(pmd));
+	bool wanted = mvma_wants_device(migrate, page_pgmap(page),
+					MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
+
+	spin_unlock(ptl);
+	if (wanted)
+		split_huge_pmd(walk->vma, pmdp, addr);
+	return wanted;
+}
+
+/*
+ * A PMD maps a huge page at @addr: a THP, or a device folio through a
+ * device-private entry (mvma_collect_device_pmd()).  Turn it into a page
+ * table the pte loop can handle.  For a THP, when compound entries are
+ * asked for and the whole PMD is in the range, only the mapping is split:
+ * the pte loop collects the folio whole.  Otherwise the folio itself is
+ * split when system memory is selected (so its pages can move one by one);
+ * if that fails, or system memory is not selected, only the mapping.
+ * Returns false when the rest of the range is to be skipped, true when the
+ * caller is to look at the PMD again.
  */
 static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 				  struct mm_walk *walk, pmd_t *pmdp,
@@ -742,6 +753,9 @@ static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 
 	ptl = pmd_lock(walk->mm, pmdp);
 	pmd = pmdp_get(pmdp);
+	if (is_pmd_device_private_entry(pmd))
+		return mvma_collect_device_pmd(migrate, walk, pmdp, addr, pmd,
+					       ptl);
 	if (!pmd_trans_huge(pmd)) {
 		/* Changed under us: let the caller look again. */
 		spin_unlock(ptl);
@@ -778,36 +792,6 @@ static bool mvma_collect_huge_pmd(struct migrate_vma *migrate,
 	return true;
 }
 
-/*
- * A device-private PMD maps a device folio whole.  If its pages are to
- * move, split the entry into device-private ptes (the folio stays whole)
- * for the pte loop, and return true; return false to skip the range.
- */
-static bool mvma_collect_device_pmd(struct migrate_vma *migrate,
-				    struct mm_walk *walk, pmd_t *pmdp,
-				    unsigned long addr)
-{
-	spinlock_t *ptl;	/* of the pmd */
-	struct page *page;
-	bool wanted;
-	pmd_t pmd;
-
-	ptl = pmd_lock(walk->mm, pmdp);
-	pmd = pmdp_get(pmdp);
-	if (!is_pmd_device_private_entry(pmd)) {
-		/* Changed under us: let the caller look again. */
-		spin_unlock(ptl);
-		return true;
-	}
-	page = pfn_swap_entry_to_page(pmd_to_swp_entry(pmd));
-	wanted = mvma_wants_device(migrate, page_pgmap(page),
-				   MIGRATE_VMA_SELECT_DEVICE_PRIVATE);
-	spin_unlock(ptl);
-	if (wanted)
-		split_huge_pmd(walk->vma, pmdp, addr);
-	return wanted;
-}
-
 static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 			    unsigned long end, struct mm_walk *walk)
 {
@@ -830,15 +814,9 @@ static int mvma_collect_pmd(pmd_t *pmdp, unsigned long start,
 				  mvma_holes_migrate(migrate, walk->vma));
 			break;
 		}
-		if (pmd_trans_huge(pmd)) {
+		if (pmd_trans_huge(pmd) || is_pmd_device_private_entry(pmd)) {
 			if (mvma_collect_huge_pmd(migrate, walk, pmdp, addr,
 						  end, &skip))
-				continue;
-			mvma_fill(migrate, walk->vma, addr, end, false);
-			break;
-		}
-		if (is_pmd_device_private_entry(pmd)) {
-			if (mvma_collect_device_pmd(migrate, walk, pmdp, addr))
 				continue;
 			mvma_fill(migrate, walk->vma, addr, end, false);
 			break;
@@ -1099,7 +1077,6 @@ static bool mdev_map_pmd_one(struct folio *folio, struct vm_area_struct *vma,
 		ptl = mdev_lock_table(mm, pmdp, pml);
 		ptep = pte_offset_map(pmdp, addr);
 		if (ptep) {
-			__acquire(RCU);	/* taken by the map, dropped by the unmap */
 			mdev_ptes_to_pmd(vma, addr, pmdp, ptep, folio);
 			pte_unmap(ptep);
 		}
@@ -1402,7 +1379,6 @@ static bool mvma_insert(struct migrate_vma *migrate, unsigned long addr,
 	bool zero = false;
 	pte_t *ptep, *start_pte;
 	spinlock_t *ptl;	/* of the page table */
-	pmd_t pmdval;
 	pgd_t *pgdp;
 	p4d_t *p4dp;
 	pud_t *pudp;
@@ -1440,15 +1416,10 @@ static bool mvma_insert(struct migrate_vma *migrate, unsigned long addr,
 	/* The contents must be visible before the folio is. */
 	__folio_mark_uptodate(folio);
 
-	/* Map, lock and check the PMD: as in mvma_collect_ptes(). */
-	pmdval = pmdp_get_lockless(pmdp);
-	start_pte = pte_offset_map_nolock(mm, pmdp, addr, &ptl);
+	start_pte = pte_offset_map_lock(mm, pmdp, addr, &ptl);
 	if (!start_pte)
 		return false;
-	__acquire(RCU);		/* taken by the map, dropped by pte_unmap() */
-	spin_lock(ptl);
-	if (!pmd_same(pmdval, pmdp_get_lockless(pmdp)) ||
-	    check_stable_address_space(mm) || userfaultfd_missing(vma))
+	if (check_stable_address_space(mm) || userfaultfd_missing(vma))
 		goto unlock;
 	for (i = 0, ptep = start_pte; i < nr; i++, ptep++) {
 		pte_t orig = ptep_get(ptep);
