@@ -149,9 +149,9 @@ static void mdev_watch_finalize(const unsigned long *src,
 			left += folio_nr_pages(page_folio(page));
 	}
 	if (vma)
-		trace_migrate_vma_finalize(npages, moved, left);
+		trace_migrate_vma_finalize(npages, moved, left, 0);
 	else
-		trace_migrate_device_finalize(npages, moved, left);
+		trace_migrate_device_finalize(npages, moved, left, 0);
 }
 
 /*

@@ -425,78 +425,68 @@ static void mrk_expect_refused(struct kunit *test, struct dev_pagemap *pgmap,
 	}
 }
 
-static void refuses_zero_ranges(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
+enum mrk_flaw { MRK_AS_IS, MRK_NO_RANGES, MRK_NO_OWNER, MRK_MISALIGNED,
+		MRK_EMPTY };
 
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops);
-	pgmap->range = mrk_region(test);
-	pgmap->nr_range = 0;
-	mrk_expect_refused(test, pgmap, -EINVAL);
+/*
+ * One malformed one-range map: a fresh region with @type and @ops, and
+ * then @flaw.  memremap_pages() must refuse each with -EINVAL.
+ */
+struct mrk_bad_map {
+	const char *name;
+	enum memory_type type;
+	const struct dev_pagemap_ops *ops;
+	enum mrk_flaw flaw;
+};
+
+static const struct mrk_bad_map mrk_bad_maps[] = {
+	{ "no ranges", MEMORY_DEVICE_PRIVATE, &mrk_ops, MRK_NO_RANGES },
+	{ "private without migrate_to_ram", MEMORY_DEVICE_PRIVATE,
+	  &mrk_ops_no_migrate },
+	{ "private without page_free", MEMORY_DEVICE_PRIVATE,
+	  &mrk_ops_no_free },
+	{ "private without ops", MEMORY_DEVICE_PRIVATE, NULL },
+	{ "private without owner", MEMORY_DEVICE_PRIVATE, &mrk_ops,
+	  MRK_NO_OWNER },
+	{ "coherent without page_free", MEMORY_DEVICE_COHERENT, NULL },
+	{ "coherent without owner", MEMORY_DEVICE_COHERENT, &mrk_ops,
+	  MRK_NO_OWNER },
+	{ "unknown type", (enum memory_type)0, &mrk_ops },
+	{ "misaligned range", MEMORY_DEVICE_PRIVATE, &mrk_ops,
+	  MRK_MISALIGNED },
+	{ "empty range", MEMORY_DEVICE_PRIVATE, &mrk_ops, MRK_EMPTY },
+};
+
+static void mrk_bad_desc(const struct mrk_bad_map *m, char *desc)
+{
+	strscpy(desc, m->name, KUNIT_PARAM_DESC_SIZE);
 }
 
-static void refuses_private_without_migrate_to_ram(struct kunit *test)
+KUNIT_ARRAY_PARAM(mrk_bad, mrk_bad_maps, mrk_bad_desc);
+
+static void refuses_malformed_map(struct kunit *test)
 {
+	const struct mrk_bad_map *m = test->param_value;
 	struct dev_pagemap *pgmap;
 
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops_no_migrate);
+	pgmap = mrk_pgmap(test, 1, m->type, m->ops);
 	pgmap->range = mrk_region(test);
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_private_without_page_free(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops_no_free);
-	pgmap->range = mrk_region(test);
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_private_without_ops(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, NULL);
-	pgmap->range = mrk_region(test);
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_private_without_owner(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops);
-	pgmap->range = mrk_region(test);
-	pgmap->owner = NULL;
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_coherent_without_page_free(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_COHERENT, NULL);
-	pgmap->range = mrk_region(test);
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_coherent_without_owner(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_COHERENT, &mrk_ops);
-	pgmap->range = mrk_region(test);
-	pgmap->owner = NULL;
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_unknown_type(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, (enum memory_type)0, &mrk_ops);
-	pgmap->range = mrk_region(test);
+	switch (m->flaw) {
+	case MRK_NO_RANGES:
+		pgmap->nr_range = 0;
+		break;
+	case MRK_NO_OWNER:
+		pgmap->owner = NULL;
+		break;
+	case MRK_MISALIGNED:
+		pgmap->range.start += PAGE_SIZE;
+		break;
+	case MRK_EMPTY:
+		pgmap->range.end = pgmap->range.start - 1;
+		break;
+	case MRK_AS_IS:
+		break;
+	}
 	mrk_expect_refused(test, pgmap, -EINVAL);
 }
 
@@ -509,26 +499,6 @@ static void refuses_altmap_with_several_ranges(struct kunit *test)
 	pgmap->ranges[1] = mrk_region(test);
 	pgmap->flags |= PGMAP_ALTMAP_VALID;
 	pgmap->altmap.base_pfn = PHYS_PFN(pgmap->ranges[0].start);
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_misaligned_range(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops);
-	pgmap->range = mrk_region(test);
-	pgmap->range.start += PAGE_SIZE;
-	mrk_expect_refused(test, pgmap, -EINVAL);
-}
-
-static void refuses_empty_range(struct kunit *test)
-{
-	struct dev_pagemap *pgmap;
-
-	pgmap = mrk_pgmap(test, 1, MEMORY_DEVICE_PRIVATE, &mrk_ops);
-	pgmap->range = mrk_region(test);
-	pgmap->range.end = pgmap->range.start - 1;
 	mrk_expect_refused(test, pgmap, -EINVAL);
 }
 
@@ -593,17 +563,8 @@ static struct kunit_case memremap_test_cases[] = {
 	KUNIT_CASE(large_folio_init_and_free_whole),
 	KUNIT_CASE(unmap_waits_for_page_in_use),
 	KUNIT_CASE(multi_range_map_covers_every_range),
-	KUNIT_CASE(refuses_zero_ranges),
-	KUNIT_CASE(refuses_private_without_migrate_to_ram),
-	KUNIT_CASE(refuses_private_without_page_free),
-	KUNIT_CASE(refuses_private_without_ops),
-	KUNIT_CASE(refuses_private_without_owner),
-	KUNIT_CASE(refuses_coherent_without_page_free),
-	KUNIT_CASE(refuses_coherent_without_owner),
-	KUNIT_CASE(refuses_unknown_type),
+	KUNIT_CASE_PARAM(refuses_malformed_map, mrk_bad_gen_params),
 	KUNIT_CASE(refuses_altmap_with_several_ranges),
-	KUNIT_CASE(refuses_misaligned_range),
-	KUNIT_CASE(refuses_empty_range),
 	KUNIT_CASE(refuses_system_ram),
 	KUNIT_CASE(refuses_overlap_with_existing_map),
 	KUNIT_CASE(refused_second_range_undoes_the_first),

@@ -190,33 +190,23 @@ DEFINE_EVENT(mdev_pages_step, migrate_device_pages,
 /*
  * The last step, by virtual range or by pfn, in pages: @moved pages are
  * mapped at their destination, @left are mapped back where they were.
+ * Nothing is split any more by then: the pages step's record (@split
+ * always 0) printed without it.
  */
-DECLARE_EVENT_CLASS(mdev_step,
-		    TP_PROTO(unsigned long npages, unsigned long moved,
-			     unsigned long left),
-		    TP_ARGS(npages, moved, left),
-		    TP_STRUCT__entry(__field(unsigned long, npages)
-				     __field(unsigned long, moved)
-				     __field(unsigned long, left)
-		    ),
-		    TP_fast_assign(__entry->npages = npages;
-				   __entry->moved = moved;
-				   __entry->left = left;
-		    ),
-		    TP_printk("npages=%lu moved=%lu left=%lu",
-			      __entry->npages, __entry->moved, __entry->left)
+DEFINE_EVENT_PRINT(mdev_pages_step, migrate_vma_finalize,
+		   TP_PROTO(unsigned long npages, unsigned long moved,
+			    unsigned long left, unsigned long split),
+		   TP_ARGS(npages, moved, left, split),
+		   TP_printk("npages=%lu moved=%lu left=%lu", __entry->npages,
+			     __entry->moved, __entry->left)
 );
 
-DEFINE_EVENT(mdev_step, migrate_vma_finalize,
-	     TP_PROTO(unsigned long npages, unsigned long moved,
-		      unsigned long left),
-	     TP_ARGS(npages, moved, left)
-);
-
-DEFINE_EVENT(mdev_step, migrate_device_finalize,
-	     TP_PROTO(unsigned long npages, unsigned long moved,
-		      unsigned long left),
-	     TP_ARGS(npages, moved, left)
+DEFINE_EVENT_PRINT(mdev_pages_step, migrate_device_finalize,
+		   TP_PROTO(unsigned long npages, unsigned long moved,
+			    unsigned long left, unsigned long split),
+		   TP_ARGS(npages, moved, left, split),
+		   TP_printk("npages=%lu moved=%lu left=%lu", __entry->npages,
+			     __entry->moved, __entry->left)
 );
 
 /*
