@@ -22,8 +22,9 @@ Prints the failures, then "N passed, N failed, N skipped" as its last line.
 With a second argument, make check's verdicts (lines "ok NAME" / "not ok
 NAME") count as tests too.
 With --xfail LIST (make test-stock: config/stock-xfail.list), a failure
-the list names is expected: it is shown as "XFAIL " and counts as passed,
-since what was asserted (that the unmodified kernel fails it) held. A
+or skip the list names is expected: it is shown as "XFAIL " and counts as
+passed, since what was asserted (that the unmodified kernel fails it, or
+lacks what it needs) held. A
 list entry that matches no failure fails the run (the list is stale),
 unless the entry starts with "?" (a failure that is not certain to show,
 a race on the unmodified kernel say). Entries are fnmatch patterns over
@@ -228,18 +229,19 @@ def read_xfail(path):
     return entries
 
 
-def apply_xfail(entries, passed, failed, xfailed):
-    """Move the expected failures from failed to passed, report stale entries."""
+def apply_xfail(entries, passed, failed, skipped, xfailed):
+    """Move the expected failures and skips to passed, report stale entries."""
     hit = set()
-    for f in list(failed):
-        first = f.split('\n', 1)[0]
-        for pattern, _ in entries:
-            if fnmatch.fnmatchcase(first, pattern):
-                hit.add(pattern)
-                failed.remove(f)
-                passed.append(first)
-                xfailed.append(first)
-                break
+    for results in (failed, skipped):
+        for f in list(results):
+            first = f.split('\n', 1)[0]
+            for pattern, _ in entries:
+                if fnmatch.fnmatchcase(first, pattern):
+                    hit.add(pattern)
+                    results.remove(f)
+                    passed.append(first)
+                    xfailed.append(first)
+                    break
     for pattern, certain in entries:
         if certain and pattern not in hit:
             failed.append('stock-xfail: "%s" is listed as failing on the '
@@ -264,7 +266,7 @@ def main(resdir, checks=None, xfail=None):
             (passed if m.group(1) == 'ok' else failed).append('check: ' + m.group(2))
 
     if xfail:
-        apply_xfail(read_xfail(xfail), passed, failed, xfailed)
+        apply_xfail(read_xfail(xfail), passed, failed, skipped, xfailed)
     for x in xfailed:
         print('XFAIL ' + x)
     for f in failed:

@@ -6945,10 +6945,15 @@ TEST_F(hmm, bad_overflowing_range)
 
 	/*
 	 * Tests a 6.12 bug: 6.12 shifts npages without checking, so
-	 * 2^52 + 1 pages become a one-page command that succeeds.
+	 * 2^52 + 1 pages become a one-page command that succeeds. Not
+	 * issued to 6.12's driver (the one without STATS): the page its
+	 * MIGRATE_TO_DEV then moves, it reads from the device-private
+	 * struct page itself, and oopses.
 	 */
-	bad_input_run(_metadata, self, "size == 2^64 + 1 page", addr,
-		      (1UL << (64 - shift)) + 1, (unsigned long)b->dev, &e);
+	if (self->stats)
+		bad_input_run(_metadata, self, "size == 2^64 + 1 page", addr,
+			      (1UL << (64 - shift)) + 1,
+			      (unsigned long)b->dev, &e);
 	tbuf_free(b);
 }
 
