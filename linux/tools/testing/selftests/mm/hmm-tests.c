@@ -6860,6 +6860,12 @@ struct bad_expect {
  * and check each result against @e.  The callers' inputs are such that no
  * command's side effects change a later one's result.  The device must
  * still work afterwards.
+ * RELEASE is left out for 6.12's driver (the one without STATS): it does
+ * not look at the range at all (ours refuses a bad one), and tears down
+ * every chunk of the device under the device's lock, waiting for each
+ * page anybody still holds.  After the cases 6.12 fails, that wait did
+ * not end (make test-stock), and every later case and the module unload
+ * hung behind it.
  */
 static void bad_input_run(struct __test_metadata *_metadata,
 			  struct _test_data_hmm *self, const char *what,
@@ -6871,7 +6877,8 @@ static void bad_input_run(struct __test_metadata *_metadata,
 	int ret;
 
 	for (i = 0; i < NR_RANGE_CMDS; i++) {
-		if (e->ret[i] == NOT_ISSUED)
+		if (e->ret[i] == NOT_ISSUED ||
+		    (range_cmds[i].req == HMM_DMIRROR_RELEASE && !self->stats))
 			continue;
 		ret = dmirror_raw(self->fd, range_cmds[i].req, addr, npages,
 				  ptr, &c);
