@@ -5640,6 +5640,21 @@ static bool reserve_at(void *addr, size_t size)
 		    MAP_FIXED | MAP_NORESERVE, -1, 0) == addr;
 }
 
+/*
+ * The two migration races below are not run on 6.12's private device (its
+ * driver has no STATS): there the mremap race's device read copies from a
+ * device-private page as if it were memory and oopses, the reclaim race
+ * after it ran into the harness's timeout, and the module unload after
+ * hmm-tests never finished (make test-stock).
+ */
+static bool races_oops_here(const struct _test_data_hmm *self,
+			    const struct _fixture_variant_hmm *variant)
+{
+	return !self->stats && !variant->coherent;
+}
+
+#define RACES_OOPS_MSG	"6.12's driver oopses reading device-private pages"
+
 #define MREMAP_RACE_BASE	64	/* pages the migrator works on */
 #define MREMAP_RACE_GROW	32	/* pages added and removed again */
 
@@ -5674,6 +5689,11 @@ TEST_F_TIMEOUT(hmm, migrate_races_mremap, 180)
 	size_t size;
 	int i, ret;
 
+	if (races_oops_here(self, variant)) {
+		tbuf_free(b);
+		tbuf_free(away);
+		SKIP(return, RACES_OOPS_MSG);
+	}
 	ASSERT_NE(NULL, b);
 	ASSERT_NE(NULL, away);
 	a = b->cpu;
@@ -5755,6 +5775,10 @@ TEST_F_TIMEOUT(hmm, migrate_races_reclaim, 180)
 	long swapped;
 	int i;
 
+	if (races_oops_here(self, variant)) {
+		tbuf_free(b);
+		SKIP(return, RACES_OOPS_MSG);
+	}
 	ASSERT_NE(NULL, b);
 	pattern_fill(b->cpu, b->size, seed);
 	ASSERT_EQ(0, migrator_start(&m, self->fd, b->cpu, n, false));
@@ -6856,16 +6880,23 @@ struct bad_expect {
 };
 
 /*
+ * Whether the bad_* cases issue range_cmds[@i]. RELEASE is left out for
+ * 6.12's driver (the one without STATS): it does not look at the range or
+ * the argument at all (ours refuses bad ones), and tears down every chunk
+ * of the device under the device's lock, waiting for each page anybody
+ * still holds.  After the cases 6.12 fails, that wait did not end (make
+ * test-stock), and every later case and the module unload hung behind it.
+ */
+static bool bad_cmd_issued(const struct _test_data_hmm *self, unsigned int i)
+{
+	return self->stats || range_cmds[i].req != HMM_DMIRROR_RELEASE;
+}
+
+/*
  * Issue every range command with @addr/@npages/@ptr, in range_cmds order,
  * and check each result against @e.  The callers' inputs are such that no
  * command's side effects change a later one's result.  The device must
  * still work afterwards.
- * RELEASE is left out for 6.12's driver (the one without STATS): it does
- * not look at the range at all (ours refuses a bad one), and tears down
- * every chunk of the device under the device's lock, waiting for each
- * page anybody still holds.  After the cases 6.12 fails, that wait did
- * not end (make test-stock), and every later case and the module unload
- * hung behind it.
  */
 static void bad_input_run(struct __test_metadata *_metadata,
 			  struct _test_data_hmm *self, const char *what,
@@ -6877,8 +6908,7 @@ static void bad_input_run(struct __test_metadata *_metadata,
 	int ret;
 
 	for (i = 0; i < NR_RANGE_CMDS; i++) {
-		if (e->ret[i] == NOT_ISSUED ||
-		    (range_cmds[i].req == HMM_DMIRROR_RELEASE && !self->stats))
+		if (e->ret[i] == NOT_ISSUED || !bad_cmd_issued(self, i))
 			continue;
 		ret = dmirror_raw(self->fd, range_cmds[i].req, addr, npages,
 				  ptr, &c);
@@ -7090,6 +7120,10 @@ TEST_F(hmm, bad_data_ptr)
 		int ret;
 
 		ASSERT_NE(NULL, b);
+		if (!bad_cmd_issued(self, i)) {
+			tbuf_free(b);
+			continue;
+		}
 		pattern_fill(b->cpu, b->size, 151);
 		ret = dmirror(self->fd, req, b->cpu, 2, hole->cpu, &c);
 		EXPECT_EQ(takes_data ? -EFAULT : 0, ret)
@@ -7116,6 +7150,8 @@ TEST_F(hmm, bad_arg_ptr)
 	args[1] = hole->cpu;
 	for (j = 0; j < ARRAY_SIZE(args); j++) {
 		for (i = 0; i < NR_RANGE_CMDS; i++) {
+			if (!bad_cmd_issued(self, i))
+				continue;
 			ret = ioctl(self->fd, range_cmds[i].req, args[j]);
 			ret = ret ? -errno : 0;
 			if (range_cmds[i].req == HMM_DMIRROR_RELEASE &&
