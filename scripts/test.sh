@@ -19,8 +19,8 @@ flavour=${FLAVOUR:-debug}
 kind=${HMM_KIND:-ours}
 here=$(dirname "$0")
 t0=$(now)
-# On stock, cases that hang on 6.12 run into hmm-tests' per-case timeout
-# one after another: give that boot more time.
+# On stock, a case that hangs on 6.12 runs into its program's per-case
+# timeout (6.12's own migrate_multiple did once): give that boot more time.
 [[ $kind == ours ]] || export HMM_TIMEOUT=${HMM_TIMEOUT:-3600}
 "$here/kernel.sh" "$kind" "$flavour"
 take_lock
